@@ -1,0 +1,101 @@
+"""The project itself: pinned versions agree, notebooks are committed clean, and the config is sound."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pins_from_pyproject() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for requirement in project["dependencies"] + project["optional-dependencies"]["course"]:
+        name, version = requirement.split("==")
+        pins[name.lower()] = version
+    return pins
+
+
+def test_environment_yml_pins_the_same_versions_as_pyproject() -> None:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, str) and "=" in dep:
+            name, version = dep.split("=", 1)
+            conda[name.lower()] = version
+    assert conda.pop("python") == "3.11"
+    assert conda == _pins_from_pyproject()
+
+
+def test_lock_file_agrees_with_pyproject_pins() -> None:
+    lock = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            lock[name.lower().replace("_", "-")] = version
+    for name, version in _pins_from_pyproject().items():
+        assert lock[name] == version, name
+
+
+def test_postbuild_fails_fast() -> None:
+    text = (ROOT / "postBuild").read_text()
+    assert re.search(r"^set -e", text, re.M)
+
+
+def test_nbgrader_config_sets_course_root_timeout_and_feedback() -> None:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert config.CourseDirectory.course_id == "ketamine-course"
+    assert Path(config.CourseDirectory.root) == ROOT
+    assert config.Execute.timeout > 0
+    assert "ClearHiddenTests" in [p.__name__ for p in config.GenerateFeedback.preprocessors]
+    assert "ExecutePreprocessor" not in config, "nbgrader 0.9 ignores ExecutePreprocessor.timeout; use Execute.timeout"
+
+
+def _notebooks() -> list[Path]:
+    return [p for folder in ("notebooks", "source", "release") for p in sorted((ROOT / folder).rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+
+
+@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebooks_are_committed_without_outputs(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, path
+
+
+def test_gitignore_keeps_nbgrader_state_out() -> None:
+    ignored = (ROOT / ".gitignore").read_text().split()
+    for entry in ("submitted/", "autograded/", "feedback/", "gradebook.db", ".ipynb_checkpoints/"):
+        assert entry in ignored
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "./course test" in readme and "./course open" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^exec \./course test$", ci, re.M)
+
+
+def test_wheel_bundles_the_data_tables(tmp_path: Path) -> None:
+    """Binder installs a wheel: the cited tables must travel inside it and load from there."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("ketamine_course-*.whl")
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "ketamine_course/data/references.csv" in names
+    assert "ketamine_course/data/labelled_doses.csv" in names
