@@ -87,13 +87,26 @@ def test_pooling_midazolam_controlled_odds_ratios() -> None:
     pooled = evidence.pooled_odds_ratio(
         [r["odds_ratio"] for r in rows], [r["or_ci_low"] for r in rows], [r["or_ci_high"] for r in rows]
     )
-    assert min(r["odds_ratio"] for r in rows) <= pooled.odds_ratio <= max(r["odds_ratio"] for r in rows)
-    assert pooled.ci_low < pooled.odds_ratio < pooled.ci_high
+    assert min(r["odds_ratio"] for r in rows) <= pooled.estimate <= max(r["odds_ratio"] for r in rows)
+    assert pooled.ci_low < pooled.estimate < pooled.ci_high
     assert pooled.tau_squared >= 0 and 0 <= pooled.i_squared <= 1
     fixed = evidence.pooled_odds_ratio([2.0, 2.0], [1.0, 1.0], [4.0, 4.0], method="fixed")
-    assert fixed.odds_ratio == pytest.approx(2.0)
+    assert fixed.estimate == pytest.approx(2.0)
     # two identical studies: the pooled interval is narrower by sqrt(2) on the log scale
     se_one = evidence.log_odds_ratio_se_from_interval(1.0, 4.0)
-    assert math.log(fixed.ci_high / fixed.odds_ratio) == pytest.approx(1.959964 * se_one / math.sqrt(2), rel=1e-4)
+    assert math.log(fixed.ci_high / fixed.estimate) == pytest.approx(1.959964 * se_one / math.sqrt(2), rel=1e-4)
     with pytest.raises(ValueError):
         evidence.pooled_odds_ratio([2.0], [1.0], [4.0])
+
+
+def test_pooling_the_two_transform_trials() -> None:
+    """TRANSFORM-1 failed alone; pooled with TRANSFORM-2 the MADRS difference lies between them, and the interval is narrower."""
+    trials = load_table("trials")
+    rows = [trials.row("transform2"), trials.row("transform1")]
+    pooled = evidence.pooled_difference([r["effect"] for r in rows], [r["ci_low"] for r in rows], [r["ci_high"] for r in rows])
+    assert rows[1]["effect"] > pooled.estimate > rows[0]["effect"]
+    assert pooled.ci_high < 0  # the pooled interval excludes no effect
+    width = pooled.ci_high - pooled.ci_low
+    assert all(width < r["ci_high"] - r["ci_low"] for r in rows)
+    with pytest.raises(ValueError, match="ci_low < ci_high"):
+        evidence.pooled_difference([1.0, 2.0], [0.0, 3.0], [2.0, 1.0])

@@ -292,6 +292,7 @@ SCHEMAS: Mapping[str, TableSpec] = {
                 _int("year", 1900, 2100, required=False),
                 Column("date", "date", required=False),
                 _text("when"),
+                _text("label"),
                 _text("event"),
                 _choice("category", "chemistry", "clinical", "science", "regulatory", "society"),
                 _VERIFIED,
@@ -475,6 +476,18 @@ SCHEMAS: Mapping[str, TableSpec] = {
             ),
             key=("fact_id",),
             description="Cited statements the lessons make in prose.",
+        ),
+        TableSpec(
+            "claims",
+            (
+                Column("claim_id", pattern=_ID),
+                _text("popular_claim"),
+                _text("evidence"),
+                _choice("verdict", "wrong", "overstated", "unsupported", "correct"),
+                _SOURCE,
+            ),
+            key=("claim_id",),
+            description="Popular claims about ketamine and what the evidence shows (the course's own wording).",
         ),
         TableSpec(
             "constants",

@@ -22,6 +22,7 @@ __all__ = [
     "log_odds_ratio_se_from_interval",
     "PooledEstimate",
     "pooled_odds_ratio",
+    "pooled_difference",
 ]
 
 Z_95 = 1.959963984540054
@@ -149,9 +150,9 @@ def log_odds_ratio_se_from_interval(ci_low: float, ci_high: float, confidence: f
 
 @dataclass(frozen=True)
 class PooledEstimate:
-    """A pooled odds ratio (random effects by default) with its interval and heterogeneity."""
+    """A pooled estimate (an odds ratio or a difference) with its interval and heterogeneity."""
 
-    odds_ratio: float
+    estimate: float
     ci_low: float
     ci_high: float
     tau_squared: float
@@ -186,10 +187,47 @@ def pooled_odds_ratio(
     frame = result.summary_frame(alpha=1 - confidence)
     row = frame.loc["fixed effect" if method == "fixed" else "random effect"]
     return PooledEstimate(
-        odds_ratio=float(np.exp(row["eff"])),
+        estimate=float(np.exp(row["eff"])),
         ci_low=float(np.exp(row["ci_low"])),
         ci_high=float(np.exp(row["ci_upp"])),
         tau_squared=float(result.tau2),
         i_squared=max(0.0, float(result.i2)),  # I^2 is defined as max(0, (Q - df) / Q)
+        method=method,
+    )
+
+
+def pooled_difference(
+    differences: Sequence[float],
+    ci_lows: Sequence[float],
+    ci_highs: Sequence[float],
+    method: str = "pm",
+    confidence: float = 0.95,
+) -> PooledEstimate:
+    """Pool published mean differences (e.g. MADRS points) with their intervals, via ``combine_effects``.
+
+    The standard error of each study is recovered as (hi - lo) / (2 z).
+    """
+    import numpy as np
+    from statistics import NormalDist
+
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    if not (len(differences) == len(ci_lows) == len(ci_highs)) or len(differences) < 2:
+        raise ValueError("give at least two studies, each with an estimate and both interval limits")
+    if method not in ("pm", "fixed"):
+        raise ValueError(f"method must be 'pm' or 'fixed'; got {method!r}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    estimates = np.asarray(differences, dtype=float)
+    se = (np.asarray(ci_highs, dtype=float) - np.asarray(ci_lows, dtype=float)) / (2 * z)
+    if np.any(se <= 0):
+        raise ValueError("each interval must have ci_low < ci_high")
+    result = combine_effects(estimates, se**2, method_re="iterated", use_t=False)
+    row = result.summary_frame(alpha=1 - confidence).loc["fixed effect" if method == "fixed" else "random effect"]
+    return PooledEstimate(
+        estimate=float(row["eff"]),
+        ci_low=float(row["ci_low"]),
+        ci_high=float(row["ci_upp"]),
+        tau_squared=float(result.tau2),
+        i_squared=max(0.0, float(result.i2)),
         method=method,
     )

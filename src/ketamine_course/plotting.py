@@ -43,7 +43,6 @@ BAND_COLOURS = {
 }
 
 _RC = {
-    "axes.prop_cycle": None,  # set below from OKABE_ITO
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -84,17 +83,26 @@ class CourseFigure:
 
 
 def course_figure(
-    title: str, xlabel: str, ylabel: str, alt_text: str, figsize: tuple[float, float] = (7.0, 4.0)
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    alt_text: str,
+    figsize: tuple[float, float] = (7.0, 4.0),
+    categorical: str = "",
 ) -> CourseFigure:
-    """A new figure in the course style. Axis labels must name their units, e.g. 'Time (h)'."""
-    from cycler import cycler
+    """A new figure in the course style.
 
-    for label in (xlabel, ylabel):
-        if "(" not in label:
-            raise ValueError(f"axis label {label!r} should give its unit in brackets, e.g. 'Time (h)'")
-    rc = dict(_RC, **{"axes.prop_cycle": cycler(color=OKABE_ITO)})
+    Axis labels must name their units in brackets, e.g. 'Time (h)', except an
+    axis named in ``categorical`` ('x', 'y' or 'xy'), whose ticks are
+    categories. A diagram with no axes uses ``categorical='xy'`` and empty labels.
+    """
+    from cycler import cycler
     from matplotlib import rc_context
 
+    for axis, label in (("x", xlabel), ("y", ylabel)):
+        if axis not in categorical and "(" not in label:
+            raise ValueError(f"axis label {label!r} should give its unit in brackets, e.g. 'Time (h)'")
+    rc = dict(_RC, **{"axes.prop_cycle": cycler(color=OKABE_ITO)})
     with rc_context(rc):
         fig = Figure(figsize=figsize, layout="constrained")
         ax = fig.add_subplot()
@@ -105,6 +113,8 @@ def course_figure(
         ax.spines[side].set_visible(False)
     ax.grid(True, alpha=0.3)
     ax.set_prop_cycle(color=OKABE_ITO)
+    if categorical == "xy" and not xlabel and not ylabel:
+        ax.set_axis_off()
     return CourseFigure(fig, alt_text)
 
 

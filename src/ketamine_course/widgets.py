@@ -1,0 +1,392 @@
+"""Interactive widgets for the lessons (ipywidgets 8 + matplotlib).
+
+The pharmacology lives in :mod:`dosing`, :mod:`pk` and :mod:`receptor`; this
+module only wires controls to those functions. Plots are drawn once and then
+updated in place (new line data, one Agg redraw, one PNG), which keeps a
+slider change to a few tens of milliseconds in the kernel.
+
+Every control and output carries a stable CSS class (``t-...``) so browser
+tests can find it, and every explorer displays with a static fallback (its
+current figure, with alt text) for executed notebooks and HTML exports.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from . import dosing, pk, receptor
+from .data import cite, load_table
+from .plotting import BAND_COLOURS, OKABE_ITO, CourseFigure, course_figure
+
+__all__ = ["DoseCalculator", "DecayExplorer", "OccupancyExplorer", "format_number"]
+
+
+def format_number(value: float, decimals: int = 2) -> str:
+    """Round for display and drop trailing zeros: 35.0 -> '35', 5.25 -> '5.25', 0.333 -> '0.33'."""
+    return f"{round(value, decimals):g}" if math.isfinite(value) else str(value)
+
+
+def _error_html(message: str) -> str:
+    return (
+        '<div class="course-error" role="alert" style="border-left:4px solid #D55E00;padding:4px 8px;'
+        f'background:#fdf0e8"><b>Not calculated.</b> {html.escape(message)}</div>'
+    )
+
+
+class _LivePlot:
+    """A figure shown through an ``ipywidgets.Image``, redrawn in place.
+
+    Artists that move are drawn "animated": a full redraw (needed only when
+    the axes change) caches the static background, and an ordinary update
+    restores that background, draws the moving artists and encodes one PNG.
+    """
+
+    def __init__(self, figure: CourseFigure, css_class: str, moving: list[Any]) -> None:
+        self.figure = figure
+        self.canvas = FigureCanvasAgg(figure.figure)
+        self.moving = moving
+        for artist in moving:
+            artist.set_animated(True)
+        self._background: Any = None
+        self._png_info = PngInfo()
+        self._png_info.add_text("Description", figure.alt_text)
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        self.image.add_class(css_class)
+        self.image.add_class("t-plot")
+
+    def refresh(self, full: bool = False) -> None:
+        """Redraw: the whole figure if ``full`` (or first time), else only the moving artists."""
+        if full or self._background is None:
+            self.canvas.draw()
+            self._background = self.canvas.copy_from_bbox(self.figure.figure.bbox)
+        else:
+            self.canvas.restore_region(self._background)
+        for artist in self.moving:
+            self.figure.figure.draw_artist(artist)
+        width, height = self.canvas.get_width_height()
+        frame = Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        buffer = io.BytesIO()
+        frame.convert("RGB").save(buffer, format="png", compress_level=1, pnginfo=self._png_info)
+        self.image.value = buffer.getvalue()
+
+
+def _nice_ceiling(value: float) -> float:
+    """The next value of the 1-2-5 series at or above ``value`` (axis limits that change rarely)."""
+    if value <= 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        candidate = step * 10.0**exponent
+        if candidate >= value * (1 - 1e-12):
+            return candidate
+    return 10.0 ** (exponent + 1)  # pragma: no cover
+
+
+class _Explorer:
+    """Common display: the widget in a live front end, the figure and text in a static one."""
+
+    widget: w.Widget
+    plot: _LivePlot | None = None
+
+    def _fallback_html(self) -> str:
+        parts = []
+        if self.plot is not None:
+            data = base64.b64encode(self.plot.image.value).decode("ascii")
+            alt = html.escape(self.plot.figure.alt_text, quote=True)
+            parts.append(f'<img src="data:image/png;base64,{data}" alt="{alt}" />')
+        parts.append(self._summary_html())
+        return "\n".join(parts)
+
+    def _summary_html(self) -> str:
+        return ""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        bundle = dict(bundle)
+        bundle["text/html"] = self._fallback_html()
+        return bundle
+
+
+def _observe(callback: Callable[[], None], *controls: w.ValueWidget) -> None:
+    for control in controls:
+        control.observe(lambda _change: callback(), names="value")
+
+
+# --------------------------------------------------------------------------
+# Dose per kg
+# --------------------------------------------------------------------------
+
+
+class DoseCalculator(_Explorer):
+    """Weight x mg/kg -> dose (mg), volume (mL) and pump rate (mL/h), checked against the labelled range.
+
+    Inputs outside a labelled range show the limit and its source instead of a result.
+    """
+
+    def __init__(self, weight_kg: float = 70.0, regimen_id: str = "antidepressant_research_iv", concentration_mg_per_ml: float = 10.0) -> None:
+        limits = load_table("constants")
+        low, high = limits.row("min_weight_kg")["value"], limits.row("max_weight_kg")["value"]
+        style = {"description_width": "11em"}
+        wide = w.Layout(width="34em")
+        self.weight_slider = w.FloatSlider(
+            value=weight_kg, min=low, max=high, step=1.0, readout_format=".0f",
+            description="Weight (kg)", style=style, layout=wide, continuous_update=True,
+        )
+        self.weight_text = w.FloatText(value=weight_kg, description="or type (kg)", style=style, layout=w.Layout(width="20em"))
+        plans = dosing.regimens("per_kg")
+        self.regimen_dropdown = w.Dropdown(
+            options=[(f"{p.description}: {p.range_text}", p.regimen_id) for p in plans],
+            value=regimen_id, description="Product, use, route", style=style, layout=w.Layout(width="52em"),
+        )
+        self.per_kg_text = w.FloatText(description="Dose (mg/kg)", style=style, layout=w.Layout(width="20em"))
+        vials = load_table("vials").where(form="vial")
+        self.vial_dropdown = w.Dropdown(
+            options=[(f"{format_number(v['concentration_mg_per_ml'])} mg/mL", float(v["concentration_mg_per_ml"])) for v in vials],
+            value=concentration_mg_per_ml, description="Vial", style=style, layout=w.Layout(width="20em"),
+        )
+        self.duration_text = w.FloatText(description="Over (min; 0 = bolus)", style=style, layout=w.Layout(width="20em"))
+        self.result = w.HTML()
+        disclaimer = w.HTML(f"<small><i>{html.escape(dosing.DISCLAIMER)}</i></small>")
+        for control, css in (
+            (self.weight_slider, "t-weight"), (self.weight_text, "t-weight-text"), (self.regimen_dropdown, "t-regimen"),
+            (self.per_kg_text, "t-per-kg"), (self.vial_dropdown, "t-vial"), (self.duration_text, "t-duration"),
+            (self.result, "t-dose-result"), (disclaimer, "t-disclaimer"),
+        ):
+            control.add_class(css)
+        self.widget = w.VBox(
+            [disclaimer, self.regimen_dropdown, self.weight_slider, self.weight_text, self.per_kg_text, self.vial_dropdown, self.duration_text, self.result]
+        )
+        self.widget.add_class("t-dose-calculator")
+        self._syncing = False
+        self.weight_slider.observe(self._slider_moved, names="value")
+        self.weight_text.observe(self._text_typed, names="value")
+        self.regimen_dropdown.observe(lambda _c: self._load_regimen(), names="value")
+        _observe(self.update, self.per_kg_text, self.vial_dropdown, self.duration_text)
+        self._load_regimen()
+
+    # The slider and the text box show one weight; the text box can hold values the slider cannot (to show the limit).
+    def _slider_moved(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self._syncing = True
+            self.weight_text.value = change["new"]
+            self._syncing = False
+            self.update()
+
+    def _text_typed(self, change: dict[str, Any]) -> None:
+        if self._syncing:
+            return
+        value = change["new"]
+        if self.weight_slider.min <= value <= self.weight_slider.max:
+            self._syncing = True
+            self.weight_slider.value = value
+            self._syncing = False
+        self.update()
+
+    def _load_regimen(self) -> None:
+        plan = dosing.regimen(self.regimen_dropdown.value)
+        with self.widget.hold_trait_notifications():
+            self._syncing = True
+            self.per_kg_text.value = plan.typical_dose or plan.dose_low or plan.dose_high
+            self.duration_text.value = plan.duration_min or 0.0
+            self._syncing = False
+        self.update()
+
+    @property
+    def weight_kg(self) -> float:
+        return self.weight_text.value
+
+    def calculation(self) -> dosing.DoseCalculation:
+        """The current inputs run through :func:`dosing.calculate_dose` (raises DoseInputError)."""
+        duration = self.duration_text.value
+        return dosing.calculate_dose(
+            self.weight_kg, self.per_kg_text.value, self.regimen_dropdown.value, self.vial_dropdown.value,
+            duration_min=None if duration == 0 else duration,
+        )
+
+    def update(self) -> None:
+        if self._syncing:
+            return
+        try:
+            calc = self.calculation()
+        except dosing.DoseInputError as error:
+            self.result.value = _error_html(str(error))
+            return
+        self.result.value = self._result_html(calc)
+
+    @staticmethod
+    def _result_html(calc: dosing.DoseCalculation) -> str:
+        plan = calc.regimen
+        lines = [
+            f'<span class="t-dose-mg"><b>Dose:</b> {format_number(calc.dose_mg)} mg</span> '
+            f"({format_number(calc.dose_mg_per_kg)} mg/kg &times; {format_number(calc.weight_kg)} kg)",
+            f'<span class="t-volume-ml"><b>Volume:</b> {format_number(calc.volume_ml)} mL</span> '
+            f"of {format_number(calc.concentration_mg_per_ml)} mg/mL",
+        ]
+        if calc.rate_ml_per_h is not None:
+            lines.append(
+                f'<span class="t-rate"><b>Pump rate:</b> {format_number(calc.rate_ml_per_h)} mL/h</span> '
+                f"over {format_number(calc.duration_min or 0)} min"
+            )
+        lines.append(f"<small>Range for {html.escape(plan.description)}: {plan.range_text} {cite(plan.source_id)}</small>")
+        lines += [f"<small>{html.escape(note)}</small>" for note in calc.notes]
+        return "<br>".join(lines)
+
+    def _summary_html(self) -> str:
+        return self.result.value
+
+
+# --------------------------------------------------------------------------
+# Half-life decay
+# --------------------------------------------------------------------------
+
+
+class DecayExplorer(_Explorer):
+    """First-order decline after an IV bolus: C(t) = C0 (1/2)^(t / t_half), with markers at each half-life."""
+
+    WINDOW_H = 24.0
+
+    def __init__(self) -> None:
+        default = pk.compartment_model("course_default", weight_kg=70)
+        half_life_default = math.log(2) / default.k10_per_h
+        style = {"description_width": "10em"}
+        wide = w.Layout(width="34em")
+        self.dose_slider = w.FloatSlider(value=35.0, min=1, max=500, step=1, description="IV dose (mg)", style=style, layout=wide)
+        self.half_life_slider = w.FloatSlider(
+            value=round(half_life_default, 1), min=0.5, max=12, step=0.1, description="Half-life (h)", style=style, layout=wide
+        )
+        self.volume_slider = w.FloatSlider(
+            value=round(default.central_volume_l), min=20, max=800, step=1, description="Volume (L)", style=style, layout=wide
+        )
+        self.time_slider = w.FloatSlider(value=round(half_life_default, 1), min=0, max=self.WINDOW_H, step=0.1, description="Time (h)", style=style, layout=wide)
+        self.scale_toggle = w.ToggleButtons(options=["linear", "log"], value="linear", description="y axis", style=style)
+        self.readout = w.HTML()
+        for control, css in (
+            (self.dose_slider, "t-decay-dose"), (self.half_life_slider, "t-half-life"), (self.volume_slider, "t-volume"),
+            (self.time_slider, "t-time"), (self.scale_toggle, "t-scale"), (self.readout, "t-fraction"),
+        ):
+            control.add_class(css)
+        self.time_h = np.linspace(0, self.WINDOW_H, 481)
+        fig = course_figure(
+            "Ketamine after an IV bolus: one-compartment model",
+            "Time after dose (h)",
+            "Plasma concentration (ng/mL)",
+            "A falling exponential curve; dots mark each half-life, where the concentration has halved again.",
+            figsize=(7.0, 3.6),
+        )
+        ax = fig.ax
+        (self.curve,) = ax.plot([], [], color=OKABE_ITO[0], linewidth=2, label="concentration")
+        (self.markers,) = ax.plot([], [], "o", color=OKABE_ITO[1], label="each half-life")
+        (self.cursor,) = ax.plot([], [], "s", color=OKABE_ITO[5], markersize=8, label="chosen time")
+        ax.set_xlim(0, self.WINDOW_H)
+        ax.legend(loc="upper right")
+        self.plot = _LivePlot(fig, "t-decay-plot", [self.curve, self.markers, self.cursor])
+        self._axes_state: tuple[str, float] | None = None
+        self.widget = w.VBox(
+            [self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle, self.readout, self.plot.image]
+        )
+        self.widget.add_class("t-decay")
+        _observe(self.update, self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle)
+        self.update()
+
+    def update(self) -> None:
+        dose, half_life, volume = self.dose_slider.value, self.half_life_slider.value, self.volume_slider.value
+        conc = pk.concentration_iv_bolus_ng_per_ml(dose, volume, half_life, self.time_h)
+        c0 = conc[0]
+        n = np.arange(1, int(self.WINDOW_H // half_life) + 1)
+        t_mark = n * half_life
+        self.curve.set_data(self.time_h, conc)
+        self.markers.set_data(t_mark, c0 * pk.fraction_remaining(n))
+        t_now = self.time_slider.value
+        (c_now,) = pk.concentration_iv_bolus_ng_per_ml(dose, volume, half_life, [t_now])
+        self.cursor.set_data([t_now], [c_now])
+        axes_state = (self.scale_toggle.value, _nice_ceiling(c0 * 1.05))
+        if axes_state != self._axes_state:  # rescale only when the scale or the top of the axis must change
+            scale, top = axes_state
+            ax = self.plot.figure.ax
+            ax.set_yscale(scale)
+            ax.set_ylim((top * 2.0**-12, top) if scale == "log" else (0, top))
+            self._axes_state = axes_state
+            self.plot.refresh(full=True)
+        else:
+            self.plot.refresh()
+        remaining = pk.fraction_remaining(t_now / half_life)
+        self.readout.value = (
+            f'<span class="t-fraction-text">After {format_number(t_now, 1)} h '
+            f"({format_number(t_now / half_life)} half-lives): {format_number(100 * remaining, 1)}% remains, "
+            f"C = {format_number(c_now, 1)} ng/mL</span> <small>(C0 = dose / volume = {format_number(c0, 1)} ng/mL)</small>"
+        )
+
+    def _summary_html(self) -> str:
+        return self.readout.value
+
+
+# --------------------------------------------------------------------------
+# NMDA receptor occupancy
+# --------------------------------------------------------------------------
+
+
+class OccupancyExplorer(_Explorer):
+    """NMDA occupancy against plasma concentration for racemic ketamine and its enantiomers."""
+
+    def __init__(self, conc_ng_per_ml: float = 185.0) -> None:
+        self.conc_slider = w.FloatLogSlider(
+            value=conc_ng_per_ml, base=10, min=0, max=4, step=0.01, description="Plasma (ng/mL)",
+            style={"description_width": "10em"}, layout=w.Layout(width="34em"), readout_format=".0f",
+        )
+        self.conc_slider.add_class("t-conc")
+        self.readout = w.HTML()
+        self.readout.add_class("t-occupancy")
+        conc = np.logspace(0, 4, 400)
+        fig = course_figure(
+            "NMDA receptor occupancy at equilibrium",
+            "Total plasma concentration (ng/mL, log scale)",
+            "Receptors occupied (%)",
+            "Three S-shaped curves: S-ketamine reaches any occupancy at the lowest concentration, R-ketamine at the highest, racemic between.",
+            figsize=(7.0, 3.6),
+        )
+        ax = fig.ax
+        ax.set_xscale("log")
+        ax.set_ylim(0, 100)
+        for band_id in ("analgesia", "dissociation", "anaesthesia"):
+            band = load_table("concentration_bands").row(band_id)
+            ax.axvspan(band["low_ng_per_ml"], band["high_ng_per_ml"], color=BAND_COLOURS[band_id], alpha=0.12, linewidth=0,
+                       label=f"{band['label']} {cite(band['source_id'])}")
+        self.points = {}
+        for colour, form in zip(OKABE_ITO, receptor.FORMS):
+            ax.plot(conc, 100 * receptor.occupancy_from_ng_per_ml(conc, form), color=colour, label=f"{form} {cite('ebert1997')}")
+            (self.points[form],) = ax.plot([], [], "o", color=colour, markersize=7)
+        self.cursor = ax.axvline(conc_ng_per_ml, color="#000000", linestyle=":", linewidth=1)
+        ax.legend(loc="upper left", fontsize=8)
+        self.plot = _LivePlot(fig, "t-occupancy-plot", [*self.points.values(), self.cursor])
+        self.widget = w.VBox([self.conc_slider, self.readout, self.plot.image])
+        self.widget.add_class("t-occupancy-explorer")
+        _observe(self.update, self.conc_slider)
+        self.update()
+
+    def occupancies(self) -> dict[str, float]:
+        """Occupancy (fraction) of each form at the slider's concentration."""
+        return {form: float(receptor.occupancy_from_ng_per_ml(self.conc_slider.value, form)) for form in receptor.FORMS}
+
+    def update(self) -> None:
+        conc = self.conc_slider.value
+        values = self.occupancies()
+        for form, value in values.items():
+            self.points[form].set_data([conc], [100 * value])
+        self.cursor.set_xdata([conc, conc])
+        self.plot.refresh()
+        items = ", ".join(f"{form} {format_number(100 * v, 1)}%" for form, v in values.items())
+        self.readout.value = f"At {format_number(conc, 0)} ng/mL ({format_number(float(receptor.conc_um_from_ng_per_ml(conc)), 2)} &micro;M): {items}"
+
+    def _summary_html(self) -> str:
+        return self.readout.value
