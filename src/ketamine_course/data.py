@@ -470,6 +470,7 @@ SCHEMAS: Mapping[str, TableSpec] = {
                 Column("fact_id", pattern=_ID),
                 _choice("unit", "history", "mechanism", "pharmacokinetics", "clinical", "safety", "regulatory"),
                 _text("statement"),
+                _choice("evidence_in", "humans", "humans and animals", "rodents", "rats", "mice", "cells", "", required=False),
                 _VERIFIED,
                 _SOURCE,
                 _NOTE,
