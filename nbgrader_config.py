@@ -2,13 +2,13 @@
 
 nbgrader reads this file from the working directory and from
 CourseDirectory.root. Paths are relative to this file, so the repository can
-live anywhere.
+live anywhere. The same settings are built for nbgrader's in-process API by
+ketamine_course.grading.grading_config.
 """
 
 from pathlib import Path
 
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from ketamine_course.grading import autograde_preprocessors, feedback_preprocessors
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
@@ -20,8 +20,10 @@ c.CourseDirectory.root = str(Path(__file__).resolve().parent)
 c.Execute.timeout = 30
 c.Execute.interrupt_on_timeout = True
 
-# Feedback never shows hidden tests.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Hidden tests are judged in the grader's process, never in the student's kernel
+# (see ketamine_course.grading): answers are recorded before execution and judged after.
+c.Autograde.autograde_preprocessors = autograde_preprocessors()
 
-# The student version keeps hidden tests out.
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# Feedback never shows hidden tests.
+c.GenerateFeedback.preprocessors = feedback_preprocessors()
+c.ClearHiddenTests.enforce_metadata = True

@@ -54,7 +54,6 @@ def test_each_unit_has_objectives_time_exercises_key_points_references_and_quiz_
     assert any(f'references("{unit.notebook}")' in "".join(c["source"]) for c in code if c["cell_type"] == "code")
 
 
-@pytest.mark.xfail(strict=True, reason="the quizzes land with the quizzes issue; this turns into a failure once they do")
 def test_quiz_links_point_at_existing_release_notebooks() -> None:
     for unit in UNITS:
         assert (NOTEBOOKS / unit.quiz_path).resolve().is_file(), unit.quiz_path

@@ -58,6 +58,8 @@ def test_nbgrader_config_sets_course_root_timeout_and_feedback() -> None:
     assert Path(config.CourseDirectory.root) == ROOT
     assert config.Execute.timeout > 0
     assert "ClearHiddenTests" in [p.__name__ for p in config.GenerateFeedback.preprocessors]
+    pipeline = [p.__name__ for p in config.Autograde.autograde_preprocessors]
+    assert pipeline.index("RecordAnswers") < pipeline.index("Execute") < pipeline.index("JudgeAnswers") < pipeline.index("SaveAutoGrades")
     assert "ExecutePreprocessor" not in config, "nbgrader 0.9 ignores ExecutePreprocessor.timeout; use Execute.timeout"
 
 
