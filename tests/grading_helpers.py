@@ -1,0 +1,124 @@
+"""Building simulated classes from the quizzes' solutions."""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from ketamine_course.grading import BEGIN_HIDDEN, END_HIDDEN, QUIZZES, generate_release, grading_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def read(path: Path) -> NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def source_nb(quiz: str) -> NotebookNode:
+    return read(ROOT / "source" / quiz / f"{quiz}.ipynb")
+
+
+def release_nb(quiz: str) -> NotebookNode:
+    return read(ROOT / "release" / quiz / f"{quiz}.ipynb")
+
+
+def nbgrader_meta(cell: NotebookNode) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def solutions(quiz: str) -> dict[str, str]:
+    """Each answer cell's solution code, with the nbgrader markers removed."""
+    answers = {}
+    for cell in source_nb(quiz).cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution"):
+            lines = [l for l in cell.source.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l]
+            answers[meta["grade_id"]] = "\n".join(lines)
+    return answers
+
+
+def question_points(quiz: str) -> dict[str, int]:
+    """Points of each test cell, by question ('q1', ...)."""
+    return {nbgrader_meta(c)["grade_id"].split("_")[0]: nbgrader_meta(c)["points"] for c in source_nb(quiz).cells if nbgrader_meta(c).get("grade")}
+
+
+def wrong(code: str) -> str:
+    """A plausible wrong answer built from a solution."""
+    choice = re.search(r'^(answer_q\d+) = "([A-D])"$', code, re.M)
+    if choice:
+        other = "A" if choice.group(2) != "A" else "B"
+        return code + f'\n{choice.group(1)} = "{other}"'
+    function = re.search(r"^def (\w+)\(", code, re.M)
+    if function:
+        name = function.group(1)
+        return code + f"\n\n_right_{name} = {name}\ndef {name}(*args):\n    return _right_{name}(*args) * 1.5 + 1"
+    variable = re.findall(r"^(answer_q\d+) =", code, re.M)[-1]
+    return code + f"\n{variable} = {variable} * 1.5 + 1"
+
+
+def submission(quiz: str, answers: dict[str, str] | None = None) -> NotebookNode:
+    """The release notebook with the given answer cells filled in (others left blank)."""
+    nb = copy.deepcopy(release_nb(quiz))
+    for cell in nb.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if answers and grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+def make_course(tmp: Path, quiz: str) -> Path:
+    """A course folder with one quiz's source and a gradebook that knows it."""
+    course = tmp / "course"
+    shutil.copytree(ROOT / "source" / quiz, course / "source" / quiz)
+    generate_release(course, quiz, db_url=f"sqlite:///{course / 'gradebook.db'}")
+    return course
+
+
+def submit(course: Path, quiz: str, student: str, nb: NotebookNode) -> None:
+    folder = course / "submitted" / student / quiz
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{quiz}.ipynb")
+
+
+def hidden_lines(quiz: str) -> list[str]:
+    """Lines of the hidden tests that the release does not show, without their hint text (which feedback shows on purpose)."""
+    release_text = "\n".join(c.source for c in release_nb(quiz).cells)
+    lines = []
+    for cell in source_nb(quiz).cells:
+        if BEGIN_HIDDEN in cell.source:
+            region = cell.source.split(BEGIN_HIDDEN, 1)[1].split(END_HIDDEN, 1)[0]
+            for line in region.splitlines():
+                line = re.sub(r'why="[^"]*"', "", line).strip()
+                if len(line) > 12 and not line.startswith(("from ", "import ")) and line not in release_text:
+                    lines.append(line)
+    return lines
+
+
+def solution_lines(quiz: str) -> list[str]:
+    lines = []
+    for code in solutions(quiz).values():
+        source_lines = [l.strip() for l in code.splitlines()]
+        release_text = "\n".join(c.source for c in release_nb(quiz).cells)
+        lines += [l for l in source_lines if len(l) > 12 and l not in release_text]
+    return lines
+
+
+def page_text(path: Path) -> str:
+    """An HTML page's visible text."""
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+
+
+def config(course: Path, timeout_s: int = 30):
+    return grading_config(course, f"sqlite:///{course / 'gradebook.db'}", timeout_s)
+
+
+__all__ = [
+    "QUIZZES", "ROOT", "read", "source_nb", "release_nb", "nbgrader_meta", "solutions", "question_points", "wrong",
+    "submission", "make_course", "submit", "hidden_lines", "solution_lines", "page_text", "config",
+]

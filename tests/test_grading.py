@@ -1,0 +1,182 @@
+"""Grading with nbgrader over simulated classes: correct, blank, wrong, broken and tampered submissions."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grading_helpers import (
+    QUIZZES,
+    ROOT,
+    hidden_lines,
+    make_course,
+    page_text,
+    release_nb,
+    solution_lines,
+    solutions,
+    submission,
+    submit,
+    question_points,
+    wrong,
+)
+from ketamine_course import grading
+from ketamine_course.grading import generate_release, grade_class, tamper_report
+
+pytestmark = pytest.mark.slow
+
+
+def test_release_is_regenerated_byte_identically(tmp_path: Path) -> None:
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "source", course / "source")
+    for quiz in QUIZZES:
+        generate_release(course, quiz, db_url=f"sqlite:///{tmp_path / 'gradebook.db'}")
+    comparison = filecmp.dircmp(ROOT / "release", course / "release")
+    assert sorted(p.name for p in (ROOT / "release").iterdir()) == sorted(QUIZZES)
+    for quiz in QUIZZES:
+        committed = (ROOT / "release" / quiz / f"{quiz}.ipynb").read_bytes()
+        regenerated = (course / "release" / quiz / f"{quiz}.ipynb").read_bytes()
+        assert committed == regenerated, f"release/{quiz} is stale: run `ketamine-grade release`"
+    assert not comparison.left_only and not comparison.right_only
+
+
+@pytest.mark.parametrize("quiz", QUIZZES)
+def test_release_reveals_no_solution_or_hidden_test(quiz: str) -> None:
+    text = (ROOT / "release" / quiz / f"{quiz}.ipynb").read_text(encoding="utf-8")
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "grade_choice", "grade_number", "grade_function"):
+        assert marker not in text
+    for line in hidden_lines(quiz) + solution_lines(quiz):
+        assert line not in text, line
+
+
+@pytest.mark.parametrize("quiz", QUIZZES)
+def test_each_quiz_has_six_to_ten_questions_at_three_levels(quiz: str) -> None:
+    points = question_points(quiz)
+    assert 6 <= len(points) <= 10
+    text = "\n".join(c.source for c in release_nb(quiz).cells if c.cell_type == "markdown")
+    for level in ("(recall", "(calculate", "(interpret"):
+        assert level in text, level
+    # graded notebooks import only what they need: no plotting library
+    code = "\n".join(c.source for c in release_nb(quiz).cells if c.cell_type == "code")
+    assert "matplotlib" not in code and "widgets" not in code and "pandas" not in code
+    # the first cell says how a self-learner gets the quiz graded
+    assert f"ketamine-grade self {quiz}" in release_nb(quiz).cells[0].source
+
+
+@pytest.fixture(scope="module", params=QUIZZES)
+def graded_class(request, tmp_path_factory):
+    """One quiz graded for a whole simulated class, in one process, twice (to check regrading)."""
+    quiz = request.param
+    course = make_course(tmp_path_factory.mktemp(quiz), quiz)
+    right = solutions(quiz)
+    points = question_points(quiz)
+    students = {"correct": submission(quiz, right), "blank": submission(quiz)}
+    for question in points:
+        answers = dict(right)
+        answers[f"{question}_answer"] = wrong(right[f"{question}_answer"])
+        students[f"wrong_{question}"] = submission(quiz, answers)
+    broken = dict(right)
+    broken["q1_answer"] = right["q1_answer"] + '\nthis is not python ("'
+    students["syntax_error"] = submission(quiz, broken)
+    looping = dict(right)
+    looping["q2_answer"] = "while True:\n    pass"
+    students["infinite_loop"] = submission(quiz, looping)
+    # tampering: a wrong answer to q1 hidden behind an edited, deleted or stripped test cell
+    tampered_answers = dict(right)
+    tampered_answers["q1_answer"] = wrong(right["q1_answer"])
+    edited = submission(quiz, tampered_answers)
+    next(c for c in edited.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "q1_test").source = "pass"
+    students["tamper_edit"] = edited
+    deleted = submission(quiz, tampered_answers)
+    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "q1_test"]
+    students["tamper_delete"] = deleted
+    stripped = submission(quiz, tampered_answers)
+    for cell in stripped.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "q1_test":
+            del cell.metadata["nbgrader"]
+            cell.source = "pass"
+    students["tamper_strip"] = stripped
+    for name, nb in students.items():
+        submit(course, quiz, name, nb)
+    first = {r.student_id: r for r in grade_class(course, quiz, timeout_s=5, progress=None, db_url=f"sqlite:///{course / 'gradebook.db'}")}
+    again = {r.student_id: r for r in grade_class(course, quiz, ["correct", "wrong_q1", "blank"], timeout_s=5, progress=None, db_url=f"sqlite:///{course / 'gradebook.db'}")}
+    return quiz, course, points, first, again
+
+
+def test_correct_submission_gets_full_marks(graded_class) -> None:
+    quiz, _, points, results, _ = graded_class
+    correct = results["correct"]
+    assert correct.error is None
+    assert correct.score == correct.max_score == sum(points.values()), correct.messages
+    assert not correct.tampering
+
+
+def test_blank_submission_gets_zero_with_helpful_messages(graded_class) -> None:
+    _, _, _, results, _ = graded_class
+    blank = results["blank"]
+    assert blank.score == 0
+    assert all(("no answer yet" in m or "NotImplementedError" in m) for m in blank.messages.values()), blank.messages
+
+
+def test_each_wrong_answer_loses_exactly_its_points(graded_class) -> None:
+    _, _, points, results, _ = graded_class
+    total = sum(points.values())
+    for question, value in points.items():
+        result = results[f"wrong_{question}"]
+        assert result.score == total - value, (question, result.messages)
+        assert result.questions[f"{question}_test"][0] == 0
+        assert "✗" in result.messages[f"{question}_test"] or question in result.messages[f"{question}_test"]
+
+
+def test_syntax_error_and_infinite_loop_cost_only_their_question(graded_class) -> None:
+    _, _, points, results, _ = graded_class
+    total = sum(points.values())
+    assert results["syntax_error"].score == total - points["q1"]
+    loop = results["infinite_loop"]
+    assert loop.error is None and loop.score == total - points["q2"]
+    assert loop.seconds < 30, "the loop is stopped by the per-cell time limit"
+
+
+@pytest.mark.parametrize("kind", ["tamper_edit", "tamper_delete", "tamper_strip"])
+def test_tampered_test_cells_earn_nothing_and_are_reported(graded_class, kind: str) -> None:
+    _, _, points, results, _ = graded_class
+    result = results[kind]
+    assert result.score <= sum(points.values()) - points["q1"], "no unearned points"
+    assert result.tampering, "the tamper report lists it"
+    assert result.needs_manual_grade
+    assert any(t.grade_id == "q1_test" for t in result.tampering)
+
+
+def test_regrading_gives_identical_grades(graded_class) -> None:
+    _, _, _, first, again = graded_class
+    for student in again:
+        assert again[student].questions == first[student].questions
+        assert again[student].score == first[student].score
+
+
+def test_feedback_shows_no_hidden_test_or_solution(graded_class) -> None:
+    quiz, course, _, _, _ = graded_class
+    api = grading._api(grading.grading_config(course, f"sqlite:///{course / 'gradebook.db'}"))
+    for student in ("blank", "wrong_q1"):
+        assert api.generate_feedback(quiz, student, force=True)["success"]
+        text = page_text(course / "feedback" / student / quiz / f"{quiz}.html")
+        for line in hidden_lines(quiz):
+            assert line not in text, line
+        for name in ("grade_choice", "grade_number", "grade_function", "record_answers", "HIDDEN TESTS"):
+            assert name not in text
+    blank_text = page_text(course / "feedback" / "blank" / quiz / f"{quiz}.html")
+    for line in solution_lines(quiz):
+        assert line not in blank_text, line
+
+
+def test_tamper_report_findings_on_a_duplicated_cell() -> None:
+    quiz = QUIZZES[0]
+    nb = submission(quiz, solutions(quiz))
+    test_cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "q1_test")
+    nb.cells.append(nbformat.from_dict(dict(test_cell)))
+    findings = tamper_report(nb, release_nb(quiz))
+    assert [(f.grade_id, f.problem) for f in findings] == [("q1_test", "duplicated")]
+    assert tamper_report(submission(quiz, solutions(quiz)), release_nb(quiz)) == []
