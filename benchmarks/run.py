@@ -40,6 +40,41 @@ def bare_kernel() -> None:
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()
 
 
+def grading_seconds(quiz: str, students: int) -> dict[str, float]:
+    """Median seconds to grade one submission: the course's in-process command, nbgrader's CLI, and plain nbclient."""
+    import os
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from grading_helpers import make_course, solutions, submission, submit
+
+    from ketamine_course.grading import grade_class
+
+    with tempfile.TemporaryDirectory() as scratch:
+        course = make_course(Path(scratch), quiz)
+        answers = submission(quiz, solutions(quiz))
+        names = [f"s{i:02d}" for i in range(students)]
+        for name in names:
+            submit(course, quiz, name, answers)
+        db = f"sqlite:///{course / 'gradebook.db'}"
+        in_process = statistics.median(r.seconds for r in grade_class(course, quiz, names, db_url=db, progress=None))
+        (course / "nbgrader_config.py").write_text(
+            f"c = get_config()\nload_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
+            f"c.CourseDirectory.root = {str(course)!r}\nc.CourseDirectory.db_url = {db!r}\n"
+        )
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        cli_times = []
+        for name in names[:3]:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "nbgrader", "autograde", quiz, "--student", name, "--force"],
+                           cwd=course, env=env, check=True, capture_output=True)
+            cli_times.append(time.perf_counter() - start)
+        path = course / "submitted" / names[0] / quiz / f"{quiz}.ipynb"
+        nbclient_s = median_seconds(lambda: execute_notebook(path), 3)
+    return {"in_process": in_process, "cli": statistics.median(cli_times), "nbclient": nbclient_s}
+
+
 def widget_update_ms(repeat: int) -> dict[str, float]:
     from ketamine_course.widgets import DecayExplorer, DoseCalculator, OccupancyExplorer
 
@@ -76,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         total += seconds
         rows.append((f"execute {path.name}", f"{seconds:.2f} s", f"{seconds / kernel_s:.1f}x bare kernel"))
     rows.append(("whole course (sum of lessons)", f"{total:.2f} s", ""))
+    quiz = "quiz03_pharmacokinetics"
+    grades = grading_seconds(quiz, students=5)
+    rows.append((f"execute {quiz} (a correct submission) with nbclient", f"{grades['nbclient']:.2f} s", f"{grades['nbclient'] / kernel_s:.2f}x bare kernel (target <= 1.5x)"))
+    rows.append(("grade one submission: ketamine-grade class (in process)", f"{grades['in_process']:.2f} s", f"{grades['in_process'] / grades['nbclient']:.2f}x nbclient (target <= 1.2x)"))
+    rows.append(("grade one submission: nbgrader autograde (command line)", f"{grades['cli']:.2f} s", f"{grades['cli'] / grades['nbclient']:.2f}x nbclient"))
     for name, ms in widget_update_ms(repeat=31).items():
         target = "target <= 25 ms" if "plot" in name else ""
         rows.append((name, f"{ms:.1f} ms", target))
