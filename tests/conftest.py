@@ -23,3 +23,30 @@ def data_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data._load.cache_clear()
     yield folder
     data._load.cache_clear()
+
+
+def sandbox_or_skip() -> bool:
+    """True where student code can be isolated; skip (or, under CI, fail) where bubblewrap is missing."""
+    import os
+
+    from ketamine_course.sandbox import sandbox_missing
+
+    missing = sandbox_missing()
+    if not missing:
+        return True
+    reason = f"the grading sandbox needs {', '.join(missing)} (Debian: apt-get install bubblewrap)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; .ci/run installs it")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> bool:
+    """Whether grading tests run sandboxed: always under CI; elsewhere only if bubblewrap is installed."""
+    import os
+
+    from ketamine_course.sandbox import sandbox_missing
+
+    if os.environ.get("CI") and sandbox_missing():
+        pytest.fail("CI must grade in the sandbox: .ci/run installs bubblewrap")
+    return not sandbox_missing()

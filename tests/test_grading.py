@@ -67,7 +67,7 @@ def test_each_quiz_has_six_to_ten_questions_at_three_levels(quiz: str) -> None:
 
 
 @pytest.fixture(scope="module", params=QUIZZES)
-def graded_class(request, tmp_path_factory):
+def graded_class(request, tmp_path_factory, sandbox):
     """One quiz graded for a whole simulated class, in one process, twice (to check regrading)."""
     quiz = request.param
     course = make_course(tmp_path_factory.mktemp(quiz), quiz)
@@ -101,8 +101,9 @@ def graded_class(request, tmp_path_factory):
     students["tamper_strip"] = stripped
     for name, nb in students.items():
         submit(course, quiz, name, nb)
-    first = {r.student_id: r for r in grade_class(course, quiz, timeout_s=5, progress=None, db_url=f"sqlite:///{course / 'gradebook.db'}")}
-    again = {r.student_id: r for r in grade_class(course, quiz, ["correct", "wrong_q1", "blank"], timeout_s=5, progress=None, db_url=f"sqlite:///{course / 'gradebook.db'}")}
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    first = {r.student_id: r for r in grade_class(course, quiz, timeout_s=5, progress=None, db_url=db, sandbox=sandbox)}
+    again = {r.student_id: r for r in grade_class(course, quiz, ["correct", "wrong_q1", "blank"], timeout_s=5, progress=None, db_url=db, sandbox=sandbox)}
     return quiz, course, points, first, again
 
 
@@ -157,9 +158,9 @@ def test_regrading_gives_identical_grades(graded_class) -> None:
         assert again[student].score == first[student].score
 
 
-def test_feedback_shows_no_hidden_test_or_solution(graded_class) -> None:
+def test_feedback_shows_no_hidden_test_or_solution(graded_class, sandbox) -> None:
     quiz, course, _, _, _ = graded_class
-    api = grading._api(grading.grading_config(course, f"sqlite:///{course / 'gradebook.db'}"))
+    api = grading._api(grading.grading_config(course, f"sqlite:///{course / 'gradebook.db'}", sandbox=sandbox))
     for student in ("blank", "wrong_q1"):
         assert api.generate_feedback(quiz, student, force=True)["success"]
         text = page_text(course / "feedback" / student / quiz / f"{quiz}.html")

@@ -28,7 +28,7 @@ def nbgrader(*args: str, cwd: Path, env: dict[str, str]) -> str:
     return result.stdout + result.stderr
 
 
-def test_release_collect_grade_return_and_export(tmp_path: Path) -> None:
+def test_release_collect_grade_return_and_export(tmp_path: Path, sandbox: bool) -> None:
     course, exchange, home = tmp_path / "course", tmp_path / "exchange", tmp_path / "students"
     exchange.mkdir(mode=0o777)
     shutil.copytree(ROOT / "source" / QUIZ, course / "source" / QUIZ)
@@ -41,6 +41,7 @@ def test_release_collect_grade_return_and_export(tmp_path: Path) -> None:
         f"c.Exchange.root = {str(exchange)!r}\n"
         f"c.Exchange.cache = {str(tmp_path / 'cache')!r}\n"
         f"c.ExchangeCollect.check_owner = False\n"
+        f"c.BoundedExecute.sandbox = {sandbox!r}\n"
     )
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 

@@ -59,7 +59,8 @@ def test_nbgrader_config_sets_course_root_timeout_and_feedback() -> None:
     assert config.Execute.timeout > 0
     assert "ClearHiddenTests" in [p.__name__ for p in config.GenerateFeedback.preprocessors]
     pipeline = [p.__name__ for p in config.Autograde.autograde_preprocessors]
-    assert pipeline.index("RecordAnswers") < pipeline.index("Execute") < pipeline.index("JudgeAnswers") < pipeline.index("SaveAutoGrades")
+    assert pipeline.index("RecordAnswers") < pipeline.index("BoundedExecute") < pipeline.index("JudgeAnswers") < pipeline.index("SaveAutoGrades")
+    assert config.BoundedExecute.get("sandbox", True) is True, "grading is sandboxed unless an instructor opts out"
     assert "ExecutePreprocessor" not in config, "nbgrader 0.9 ignores ExecutePreprocessor.timeout; use Execute.timeout"
 
 

@@ -277,16 +277,11 @@ class JudgeAnswers(_preprocessor_base()):  # type: ignore[misc]
 def autograde_preprocessors() -> list[Any]:
     """nbgrader's autograde pipeline with the answers recorded before execution and judged after it."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (
-        AssignLatePenalties,
-        CheckCellMetadata,
-        Execute,
-        IgnorePattern,
-        LimitOutput,
-        SaveAutoGrades,
-    )
+    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
 
-    return [RecordAnswers, Execute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    from .sandbox import BoundedExecute
+
+    return [RecordAnswers, BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 
 def feedback_preprocessors() -> list[Any]:
@@ -297,8 +292,11 @@ def feedback_preprocessors() -> list[Any]:
     return [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
 
-def grading_config(course_root: Path, db_url: str | None = None, timeout_s: int = 30):
-    """The traitlets Config for nbgrader's in-process API (it does not read nbgrader_config.py)."""
+def grading_config(course_root: Path, db_url: str | None = None, timeout_s: int = 30, sandbox: bool = True, notebook_timeout_s: float = 180):
+    """The traitlets Config for nbgrader's in-process API (it does not read nbgrader_config.py).
+
+    ``sandbox=False`` runs student code with the grader's rights: only for code you trust.
+    """
     from traitlets.config import Config
 
     root = Path(course_root).resolve()
@@ -308,6 +306,8 @@ def grading_config(course_root: Path, db_url: str | None = None, timeout_s: int 
     config.CourseDirectory.db_url = db_url or f"sqlite:///{root / 'gradebook.db'}"
     config.Execute.timeout = timeout_s
     config.Execute.interrupt_on_timeout = True
+    config.BoundedExecute.sandbox = sandbox
+    config.BoundedExecute.notebook_timeout = float(notebook_timeout_s)
     config.Autograde.autograde_preprocessors = autograde_preprocessors()
     config.GenerateFeedback.preprocessors = feedback_preprocessors()
     config.ClearHiddenTests.enforce_metadata = True
@@ -490,10 +490,20 @@ def grade_class(
     db_url: str | None = None,
     timeout_s: int = 30,
     progress: Callable[[str], None] | None = print,
+    sandbox: bool = True,
+    notebook_timeout_s: float = 180,
 ) -> list[SubmissionGrade]:
-    """Autograde every submission of ``quiz`` under ``submitted/`` in one process, recording each grade in the gradebook."""
+    """Autograde every submission of ``quiz`` under ``submitted/`` in one process, recording each grade in the gradebook.
+
+    Each notebook runs in the sandbox (see :mod:`ketamine_course.sandbox`); without
+    bubblewrap this refuses to start unless ``sandbox=False`` is passed explicitly.
+    """
+    from .sandbox import require_sandbox
+
+    if sandbox:
+        require_sandbox()
     root = Path(course_root).resolve()
-    config = grading_config(root, db_url, timeout_s)
+    config = grading_config(root, db_url, timeout_s, sandbox, notebook_timeout_s)
     api = _api(config)
     if students is None:
         students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{quiz}") if p.is_dir())
@@ -542,6 +552,17 @@ def summary_table(results: list[SubmissionGrade]) -> str:
     return "\n".join(lines)
 
 
+def tamper_text(results: list[SubmissionGrade]) -> str:
+    """The tamper report: every submission whose nbgrader cells were changed, and how."""
+    lines = ["Tamper report:"]
+    for r in results:
+        for finding in r.tampering:
+            lines.append(f"  {r.student_id}: {finding.grade_id}: {finding.problem} ({finding.detail})")
+    if len(lines) == 1:
+        lines.append("  no graded or locked cell was edited, deleted, duplicated or stripped of its metadata")
+    return "\n".join(lines)
+
+
 @dataclass
 class SelfGradeResult:
     """A self-learner's graded quiz."""
@@ -550,7 +571,14 @@ class SelfGradeResult:
     feedback_html: Path
 
 
-def self_grade(quiz: str, notebook: Path | None = None, course_root: Path | None = None, feedback_dir: Path | None = None, timeout_s: int = 30) -> SelfGradeResult:
+def self_grade(
+    quiz: str,
+    notebook: Path | None = None,
+    course_root: Path | None = None,
+    feedback_dir: Path | None = None,
+    timeout_s: int = 30,
+    sandbox: bool = True,
+) -> SelfGradeResult:
     """Grade one learner's quiz with nbgrader, without an instructor, and write a feedback page.
 
     Works in a scratch course folder: the release version is generated from
@@ -572,8 +600,8 @@ def self_grade(quiz: str, notebook: Path | None = None, course_root: Path | None
         target = course / "submitted" / "self" / quiz
         target.mkdir(parents=True)
         shutil.copy(notebook, target / f"{quiz}.ipynb")
-        (grade,) = grade_class(course, quiz, ["self"], db_url=f"sqlite:///{course / 'gradebook.db'}", timeout_s=timeout_s, progress=None)
-        config = grading_config(course, f"sqlite:///{course / 'gradebook.db'}", timeout_s)
+        (grade,) = grade_class(course, quiz, ["self"], db_url=f"sqlite:///{course / 'gradebook.db'}", timeout_s=timeout_s, progress=None, sandbox=sandbox)
+        config = grading_config(course, f"sqlite:///{course / 'gradebook.db'}", timeout_s, sandbox)
         with _quiet_nbgrader():
             _check(_api(config).generate_feedback(quiz, "self", force=True), "generate_feedback")
         out_dir = Path(feedback_dir) if feedback_dir else root / "feedback"
@@ -596,16 +624,18 @@ def main(argv: list[str] | None = None) -> int:
     mine = commands.add_parser("self", help="grade your own quiz and write a feedback page (no instructor needed)")
     mine.add_argument("quiz", choices=QUIZZES)
     mine.add_argument("notebook", nargs="?", type=Path, help="your notebook (default: release/QUIZ/QUIZ.ipynb)")
+    mine.add_argument("--unsandboxed", action="store_true", help="run without isolation (your own notebook only; needs no bubblewrap)")
     klass = commands.add_parser("class", help="instructors: autograde every submission of a quiz in one process")
     klass.add_argument("quiz", choices=QUIZZES)
     klass.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
+    klass.add_argument("--unsandboxed", action="store_true", help="DANGEROUS: run students' code with your rights (only if bubblewrap cannot be installed and you trust the code)")
     release = commands.add_parser("release", help="maintainers: regenerate release/ from source/")
     release.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
     args = parser.parse_args(argv)
 
     if args.command == "self":
         try:
-            result = self_grade(args.quiz, args.notebook)
+            result = self_grade(args.quiz, args.notebook, sandbox=not args.unsandboxed)
         except (FileNotFoundError, ValueError, RuntimeError) as error:
             print(f"ketamine-grade: {error}", file=sys.stderr)
             return 2
@@ -620,9 +650,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Feedback page: {result.feedback_html}")
         return 0
     if args.command == "class":
+        from .sandbox import SandboxUnavailable
+
         root = find_course_root(args.root)
-        results = grade_class(root, args.quiz)
+        if args.unsandboxed:
+            print("ketamine-grade: WARNING: grading without isolation; students' code runs with your rights", file=sys.stderr)
+        try:
+            results = grade_class(root, args.quiz, sandbox=not args.unsandboxed)
+        except SandboxUnavailable as error:
+            print(f"ketamine-grade: {error}", file=sys.stderr)
+            return 2
         print(summary_table(results))
+        print(tamper_text(results))
         return 0
     root = find_course_root()
     unknown = [q for q in args.quizzes if q not in QUIZZES]
