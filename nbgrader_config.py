@@ -8,7 +8,7 @@ ketamine_course.grading.grading_config.
 
 from pathlib import Path
 
-from ketamine_course.grading import autograde_preprocessors, feedback_preprocessors
+from ketamine_course.grading import autograde_preprocessors, feedback_preprocessors, sanitize_preprocessors
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
@@ -23,6 +23,10 @@ c.Execute.interrupt_on_timeout = True
 # Hidden tests are judged in the grader's process, never in the student's kernel
 # (see ketamine_course.grading): answers are recorded before execution and judged after.
 c.Autograde.autograde_preprocessors = autograde_preprocessors()
+
+# Every autograde run reports submissions whose graded or locked cells were edited, deleted,
+# duplicated or stripped of their metadata (logged, and written to reports/tamper/).
+c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
 
 # Feedback never shows hidden tests.
 c.GenerateFeedback.preprocessors = feedback_preprocessors()

@@ -59,6 +59,7 @@ def grading_seconds(quiz: str, students: int) -> dict[str, float]:
             submit(course, quiz, name, answers)
         db = f"sqlite:///{course / 'gradebook.db'}"
         in_process = statistics.median(r.seconds for r in grade_class(course, quiz, names, db_url=db, progress=None))
+        unsandboxed = statistics.median(r.seconds for r in grade_class(course, quiz, names, db_url=db, progress=None, sandbox=False))
         (course / "nbgrader_config.py").write_text(
             f"c = get_config()\nload_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
             f"c.CourseDirectory.root = {str(course)!r}\nc.CourseDirectory.db_url = {db!r}\n"
@@ -72,7 +73,7 @@ def grading_seconds(quiz: str, students: int) -> dict[str, float]:
             cli_times.append(time.perf_counter() - start)
         path = course / "submitted" / names[0] / quiz / f"{quiz}.ipynb"
         nbclient_s = median_seconds(lambda: execute_notebook(path), 3)
-    return {"in_process": in_process, "cli": statistics.median(cli_times), "nbclient": nbclient_s}
+    return {"in_process": in_process, "unsandboxed": unsandboxed, "cli": statistics.median(cli_times), "nbclient": nbclient_s}
 
 
 def widget_update_ms(repeat: int) -> dict[str, float]:
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     grades = grading_seconds(quiz, students=5)
     rows.append((f"execute {quiz} (a correct submission) with nbclient", f"{grades['nbclient']:.2f} s", f"{grades['nbclient'] / kernel_s:.2f}x bare kernel (target <= 1.5x)"))
     rows.append(("grade one submission: ketamine-grade class (in process)", f"{grades['in_process']:.2f} s", f"{grades['in_process'] / grades['nbclient']:.2f}x nbclient (target <= 1.2x)"))
-    rows.append(("grade one submission: nbgrader autograde (command line)", f"{grades['cli']:.2f} s", f"{grades['cli'] / grades['nbclient']:.2f}x nbclient"))
+    rows.append(("grade one submission: ketamine-grade class --unsandboxed", f"{grades['unsandboxed']:.2f} s", f"isolation adds {grades['in_process'] - grades['unsandboxed']:+.2f} s"))
+    rows.append(("grade one submission: nbgrader autograde (command line, sandboxed)", f"{grades['cli']:.2f} s", f"{grades['cli'] / grades['nbclient']:.2f}x nbclient"))
     for name, ms in widget_update_ms(repeat=31).items():
         target = "target <= 25 ms" if "plot" in name else ""
         rows.append((name, f"{ms:.1f} ms", target))

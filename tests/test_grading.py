@@ -151,6 +151,16 @@ def test_tampered_test_cells_earn_nothing_and_are_reported(graded_class, kind: s
     assert any(t.grade_id == "q1_test" for t in result.tampering)
 
 
+def test_every_autograde_run_writes_the_tamper_report(graded_class) -> None:
+    import json
+
+    _, course, _, _, _ = graded_class
+    quiz = graded_class[0]
+    edited = json.loads((course / "reports" / "tamper" / quiz / "tamper_edit.json").read_text())
+    assert {"grade_id": "q1_test", "problem": "edited"} in [{k: f[k] for k in ("grade_id", "problem")} for f in edited]
+    assert json.loads((course / "reports" / "tamper" / quiz / "correct.json").read_text()) == []
+
+
 def test_regrading_gives_identical_grades(graded_class) -> None:
     _, _, _, first, again = graded_class
     for student in again:

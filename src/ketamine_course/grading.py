@@ -284,6 +284,37 @@ def autograde_preprocessors() -> list[Any]:
     return [RecordAnswers, BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 
+class ReportTampering(_preprocessor_base()):  # type: ignore[misc]
+    """First step of autograding (before nbgrader restores locked cells): report tampering.
+
+    Compares the raw submission with ``release/`` and logs each finding as a
+    warning, so that ``nbgrader autograde`` also prints the tamper report, and
+    writes it to ``reports/tamper/<quiz>/<student>.json`` under the course root.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+        info = resources.get("nbgrader", {})
+        folder = Path(resources.get("metadata", {}).get("path", "."))
+        root = folder.parents[2] if len(folder.parents) > 2 and folder.parents[1].name == "submitted" else None
+        release = root / "release" / info.get("assignment", "") / f"{info.get('notebook', '')}.ipynb" if root else None
+        if release is None or not release.is_file():
+            return nb, resources
+        findings = tamper_report(nb, nbformat.read(release, as_version=4))
+        for finding in findings:
+            self.log.warning("Tamper report: %s: %s: %s (%s)", info.get("student"), finding.grade_id, finding.problem, finding.detail)
+        report = root / "reports" / "tamper" / info["assignment"] / f"{info.get('student')}.json"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps([finding.__dict__ for finding in findings], indent=1))
+        return nb, resources
+
+
+def sanitize_preprocessors() -> list[Any]:
+    """nbgrader's sanitizing step, with the tamper report first (it must see the raw submission)."""
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+
+    return [ReportTampering, ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
+
+
 def feedback_preprocessors() -> list[Any]:
     """Feedback shows the grades and the visible tests only."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
@@ -309,6 +340,7 @@ def grading_config(course_root: Path, db_url: str | None = None, timeout_s: int 
     config.BoundedExecute.sandbox = sandbox
     config.BoundedExecute.notebook_timeout = float(notebook_timeout_s)
     config.Autograde.autograde_preprocessors = autograde_preprocessors()
+    config.Autograde.sanitize_preprocessors = sanitize_preprocessors()
     config.GenerateFeedback.preprocessors = feedback_preprocessors()
     config.ClearHiddenTests.enforce_metadata = True
     return config
