@@ -288,3 +288,18 @@ def test_grading_refuses_without_the_sandbox_tools(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None)
     with pytest.raises(sandbox.SandboxUnavailable, match="bwrap, setpriv, prlimit not found.*apt-get install bubblewrap.*--unsandboxed"):
         grade_class(tmp_path, QUIZ, ["nobody"], progress=None)
+
+
+def test_self_grading_runs_without_bubblewrap_because_the_code_is_the_learner_s_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Binder has no bubblewrap: a learner grading their own quiz falls back to an unsandboxed kernel."""
+    from ketamine_course import sandbox
+    from ketamine_course.grading import self_grade
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None)
+    notebook = tmp_path / f"{QUIZ}.ipynb"
+    import nbformat
+
+    nbformat.write(submission(QUIZ, solutions(QUIZ)), notebook)
+    result = self_grade(QUIZ, notebook, course_root=ROOT, feedback_dir=tmp_path / "feedback")
+    assert result.grade.score == result.grade.max_score
+    assert result.feedback_html.is_file()

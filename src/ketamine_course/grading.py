@@ -609,7 +609,7 @@ def self_grade(
     course_root: Path | None = None,
     feedback_dir: Path | None = None,
     timeout_s: int = 30,
-    sandbox: bool = True,
+    sandbox: bool | None = None,
 ) -> SelfGradeResult:
     """Grade one learner's quiz with nbgrader, without an instructor, and write a feedback page.
 
@@ -617,7 +617,15 @@ def self_grade(
     ``source/`` there, the learner's notebook is submitted and autograded, and
     only the feedback page (which shows no solutions or hidden tests) is copied
     out, to ``feedback/<quiz>.html`` by default.
+
+    ``sandbox=None`` (the default) isolates the kernel where bubblewrap is
+    installed and otherwise runs it unsandboxed: the code is the learner's own
+    (Binder images, for one, have no bubblewrap).
     """
+    from .sandbox import sandbox_missing
+
+    if sandbox is None:
+        sandbox = not sandbox_missing()
     if quiz not in QUIZZES:
         raise ValueError(f"unknown quiz {quiz!r}; the quizzes are {', '.join(QUIZZES)}")
     root = find_course_root(course_root)
@@ -656,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     mine = commands.add_parser("self", help="grade your own quiz and write a feedback page (no instructor needed)")
     mine.add_argument("quiz", choices=QUIZZES)
     mine.add_argument("notebook", nargs="?", type=Path, help="your notebook (default: release/QUIZ/QUIZ.ipynb)")
-    mine.add_argument("--unsandboxed", action="store_true", help="run without isolation (your own notebook only; needs no bubblewrap)")
+    mine.add_argument("--unsandboxed", action="store_true", help="run without isolation even where bubblewrap is installed (it is used when present)")
     klass = commands.add_parser("class", help="instructors: autograde every submission of a quiz in one process")
     klass.add_argument("quiz", choices=QUIZZES)
     klass.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
@@ -667,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "self":
         try:
-            result = self_grade(args.quiz, args.notebook, sandbox=not args.unsandboxed)
+            result = self_grade(args.quiz, args.notebook, sandbox=False if args.unsandboxed else None)
         except (FileNotFoundError, ValueError, RuntimeError) as error:
             print(f"ketamine-grade: {error}", file=sys.stderr)
             return 2
