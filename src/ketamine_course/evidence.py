@@ -9,7 +9,7 @@ meta-analysis module rather than hand-written formulas.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -160,6 +160,30 @@ class PooledEstimate:
     method: str
 
 
+def _pool(effects: Sequence[float], ses: Sequence[float], method: str, confidence: float, back: Callable[[float], float]) -> PooledEstimate:
+    """Pool study effects with statsmodels' ``combine_effects``; ``back`` maps the pooled scale back (exp for log OR)."""
+    import numpy as np
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    if method not in ("pm", "fixed"):
+        raise ValueError(f"method must be 'pm' or 'fixed'; got {method!r}")
+    result = combine_effects(np.asarray(effects, dtype=float), np.asarray(ses, dtype=float) ** 2, method_re="iterated", use_t=False)
+    row = result.summary_frame(alpha=1 - confidence).loc["fixed effect" if method == "fixed" else "random effect"]
+    return PooledEstimate(
+        estimate=back(float(row["eff"])),
+        ci_low=back(float(row["ci_low"])),
+        ci_high=back(float(row["ci_upp"])),
+        tau_squared=float(result.tau2),
+        i_squared=max(0.0, float(result.i2)),  # I^2 is defined as max(0, (Q - df) / Q)
+        method=method,
+    )
+
+
+def _check_studies(estimates: Sequence[float], ci_lows: Sequence[float], ci_highs: Sequence[float]) -> None:
+    if not (len(estimates) == len(ci_lows) == len(ci_highs)) or len(estimates) < 2:
+        raise ValueError("give at least two studies, each with an estimate and both interval limits")
+
+
 def pooled_odds_ratio(
     odds_ratios: Sequence[float],
     ci_lows: Sequence[float],
@@ -174,26 +198,9 @@ def pooled_odds_ratio(
     DerSimonian-Laird option is not offered: in statsmodels 0.15 it does not
     truncate a negative between-study variance at zero.
     """
-    import numpy as np
-    from statsmodels.stats.meta_analysis import combine_effects
-
-    if not (len(odds_ratios) == len(ci_lows) == len(ci_highs)) or len(odds_ratios) < 2:
-        raise ValueError("give at least two studies, each with an odds ratio and both interval limits")
-    log_or = np.log(np.asarray(odds_ratios, dtype=float))
-    se = np.array([log_odds_ratio_se_from_interval(lo, hi, confidence) for lo, hi in zip(ci_lows, ci_highs)])
-    if method not in ("pm", "fixed"):
-        raise ValueError(f"method must be 'pm' or 'fixed'; got {method!r}")
-    result = combine_effects(log_or, se**2, method_re="iterated", use_t=False)
-    frame = result.summary_frame(alpha=1 - confidence)
-    row = frame.loc["fixed effect" if method == "fixed" else "random effect"]
-    return PooledEstimate(
-        estimate=float(np.exp(row["eff"])),
-        ci_low=float(np.exp(row["ci_low"])),
-        ci_high=float(np.exp(row["ci_upp"])),
-        tau_squared=float(result.tau2),
-        i_squared=max(0.0, float(result.i2)),  # I^2 is defined as max(0, (Q - df) / Q)
-        method=method,
-    )
+    _check_studies(odds_ratios, ci_lows, ci_highs)
+    ses = [log_odds_ratio_se_from_interval(lo, hi, confidence) for lo, hi in zip(ci_lows, ci_highs)]
+    return _pool([math.log(o) for o in odds_ratios], ses, method, confidence, math.exp)
 
 
 def pooled_difference(
@@ -207,27 +214,11 @@ def pooled_difference(
 
     The standard error of each study is recovered as (hi - lo) / (2 z).
     """
-    import numpy as np
     from statistics import NormalDist
 
-    from statsmodels.stats.meta_analysis import combine_effects
-
-    if not (len(differences) == len(ci_lows) == len(ci_highs)) or len(differences) < 2:
-        raise ValueError("give at least two studies, each with an estimate and both interval limits")
-    if method not in ("pm", "fixed"):
-        raise ValueError(f"method must be 'pm' or 'fixed'; got {method!r}")
+    _check_studies(differences, ci_lows, ci_highs)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    estimates = np.asarray(differences, dtype=float)
-    se = (np.asarray(ci_highs, dtype=float) - np.asarray(ci_lows, dtype=float)) / (2 * z)
-    if np.any(se <= 0):
+    ses = [(hi - lo) / (2 * z) for lo, hi in zip(ci_lows, ci_highs)]
+    if any(se <= 0 for se in ses):
         raise ValueError("each interval must have ci_low < ci_high")
-    result = combine_effects(estimates, se**2, method_re="iterated", use_t=False)
-    row = result.summary_frame(alpha=1 - confidence).loc["fixed effect" if method == "fixed" else "random effect"]
-    return PooledEstimate(
-        estimate=float(row["eff"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_upp"]),
-        tau_squared=float(result.tau2),
-        i_squared=max(0.0, float(result.i2)),
-        method=method,
-    )
+    return _pool(differences, ses, method, confidence, lambda x: x)
