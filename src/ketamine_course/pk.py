@@ -498,7 +498,6 @@ def simulate(
     order = np.argsort(t, kind="stable")
     t_sorted = t[order]
     n = model.n_compartments
-    parent = np.zeros(len(t))
     meta = np.zeros(len(t)) if metabolite is not None else None
     central_and_peripheral = np.zeros((len(t), n))
     for dose in doses:

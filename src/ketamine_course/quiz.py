@@ -218,7 +218,7 @@ def _encode(value: object) -> dict[str, Any]:
         return {"type": "bool", "value": bool.__bool__(value)}  # type: ignore[arg-type]
     if kind is int:
         return {"type": "int", "value": int.__index__(value)}  # type: ignore[arg-type]
-    if kind is float or (kind.__module__ == "numpy" and kind.__name__ in ("float64", "float32", "int64", "int32")):
+    if kind is float or _is_numpy_real(value):
         number = float(value)  # type: ignore[arg-type]
         return {"type": "float", "value": number} if math.isfinite(number) else {"type": "nonfinite", "value": repr(number)}
     if kind is str:
