@@ -50,3 +50,11 @@ def sandbox() -> bool:
     if os.environ.get("CI") and sandbox_missing():
         pytest.fail("CI must grade in the sandbox: .ci/run installs bubblewrap")
     return not sandbox_missing()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """Keep each phase's report on the test item, so fixtures can act on failure (browser screenshots)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

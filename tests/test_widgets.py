@@ -31,6 +31,9 @@ def test_dose_calculator_starts_on_the_research_infusion(calculator) -> None:
 def test_moving_the_weight_slider_updates_dose_volume_and_rate(calculator) -> None:
     calculator.weight_slider.value = 82
     assert calculator.weight_text.value == 82
+    calculator.weight_slider.value = 71.99999999999999  # what a browser's keyboard steps send for 72
+    assert calculator.weight_text.value == 72
+    calculator.weight_slider.value = 82
     shown = _text(calculator.result.value)
     assert "Dose: 41 mg" in shown and "Volume: 4.1 mL" in shown and "Pump rate: 6.15 mL/h" in shown
 

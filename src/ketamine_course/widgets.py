@@ -179,7 +179,8 @@ class DoseCalculator(_Explorer):
     def _slider_moved(self, change: dict[str, Any]) -> None:
         if not self._syncing:
             self._syncing = True
-            self.weight_text.value = change["new"]
+            # The browser's slider steps in binary floating point (71.99999999999999 for 72); show the step it means.
+            self.weight_text.value = round(change["new"], 9)
             self._syncing = False
             self.update()
 

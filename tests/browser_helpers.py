@@ -1,0 +1,236 @@
+"""A private JupyterLab and a headless Chromium, as a learner meets the course.
+
+Used by ``tests/test_browser.py`` and ``benchmarks/run.py``. Each
+:class:`JupyterLab` serves a temporary copy of the course on 127.0.0.1 with a
+token and its own config, settings, workspace, data and runtime folders, so
+nothing it does (autosave, workspaces, kernel files) touches the repository or
+the user's own Jupyter setup. :func:`open_browser` launches Debian's Chromium
+(Playwright cannot download its own browsers here) with every request that
+does not go to 127.0.0.1 aborted and recorded, and console errors recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHROMIUM = Path(os.environ.get("KETAMINE_COURSE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+KERNEL_IDLE = "Python 3 (ipykernel) | Idle"
+# What the course copy needs: the lessons, the student quizzes, and the nbgrader config Validate reads.
+COURSE_PARTS = ("notebooks", "release", "nbgrader_config.py")
+
+
+def browser_missing() -> str | None:
+    """Why browser tests cannot run here, or None when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (./course test installs it)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class JupyterLab:
+    """A JupyterLab server of its own over a temporary copy of the course.
+
+    Use as a context manager; ``url(path)`` opens a file in a fresh workspace.
+    """
+
+    def __init__(self, workdir: Path, start_timeout_s: float = 90.0) -> None:
+        self.workdir = workdir
+        self.course = workdir / "course"
+        self.port = _free_port()
+        self.token = secrets.token_hex(24)
+        self.start_timeout_s = start_timeout_s
+        self.log_path = workdir / "jupyterlab.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _prepare(self) -> dict[str, str]:
+        self.course.mkdir(parents=True)
+        for part in COURSE_PARTS:
+            source = ROOT / part
+            if source.is_dir():
+                shutil.copytree(source, self.course / part, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+            else:
+                shutil.copy2(source, self.course / part)
+        home = {name: self.workdir / name for name in ("config", "settings", "workspaces", "data", "runtime", "ipython")}
+        for folder in home.values():
+            folder.mkdir()
+        # No news pop-up over the page, and no request for it.
+        news = home["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        news.parent.mkdir(parents=True)
+        news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        bin_dir = str(Path(sys.executable).parent)
+        return {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "JUPYTER_CONFIG_DIR": str(home["config"]),
+            "JUPYTERLAB_SETTINGS_DIR": str(home["settings"]),
+            "JUPYTERLAB_WORKSPACES_DIR": str(home["workspaces"]),
+            "JUPYTER_DATA_DIR": str(home["data"]),
+            "JUPYTER_RUNTIME_DIR": str(home["runtime"]),
+            "IPYTHONDIR": str(home["ipython"]),
+            "JUPYTER_PLATFORM_DIRS": "1",
+        }
+
+    def __enter__(self) -> JupyterLab:
+        env = self._prepare()
+        command = [
+            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.course}",
+            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
+        if os.geteuid() == 0:  # CI containers run as root
+            command.append("--allow-root")
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, cwd=self.course, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        status = f"http://127.0.0.1:{self.port}/api/status"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {self.process.returncode}:\n{self.log_tail()}")
+            request = urllib.request.Request(status, headers={"Authorization": f"token {self.token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"JupyterLab did not answer within {self.start_timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def url(self, path: str) -> str:
+        """The address that opens ``path`` (relative to the course copy) in a reset workspace."""
+        return f"http://127.0.0.1:{self.port}/lab/tree/{quote(path)}?reset&token={self.token}"
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, 15)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, 9)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=15)
+
+
+@dataclass
+class Watch:
+    """What the page did that a learner should never see: console errors and requests off this machine."""
+
+    console_errors: list[str] = field(default_factory=list)
+    outside_requests: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        return [f"console error: {m}" for m in self.console_errors] + [f"request off 127.0.0.1: {u}" for u in self.outside_requests]
+
+
+def _local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname == "127.0.0.1"
+
+
+@contextmanager
+def open_browser(viewport: tuple[int, int] = (1400, 1000)) -> Iterator[tuple[Any, Watch]]:
+    """A Chromium page with outside requests aborted and problems recorded in the returned :class:`Watch`."""
+    from playwright.sync_api import sync_playwright
+
+    watch = Watch()
+
+    def guard(route: Any) -> None:
+        if _local(route.request.url):
+            route.continue_()
+        else:
+            watch.outside_requests.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            context.route("**/*", guard)
+            page = context.new_page()
+            page.on("console", lambda message: message.type == "error" and watch.console_errors.append(f"{message.text} ({message.location.get('url', '')})"))
+            page.on("pageerror", lambda error: watch.console_errors.append(f"uncaught: {error}"))
+            page.on("websocket", lambda ws: _local(ws.url) or watch.outside_requests.append(ws.url))
+            yield page, watch
+        finally:
+            browser.close()
+
+
+# --------------------------------------------------------------------------
+# JupyterLab, driven as a learner does
+# --------------------------------------------------------------------------
+
+ALL_CELLS_RUN = """() => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
+    return prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+}"""
+
+
+def open_notebook(page: Any, lab: JupyterLab, path: str, timeout_ms: float = 60_000) -> None:
+    """Open ``path`` fresh and wait until its kernel is started and idle."""
+    page.goto(lab.url(path))
+    page.locator(".jp-NotebookPanel").first.wait_for(timeout=timeout_ms)
+    page.locator("#jp-main-statusbar").get_by_text(KERNEL_IDLE, exact=True).wait_for(timeout=timeout_ms)
+
+
+def run_all(page: Any, timeout_ms: float = 120_000) -> None:
+    """Run → Run All Cells, then wait until every code cell shows an execution count and the kernel is idle."""
+    page.locator("#jp-menu-panel").get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+    page.wait_for_function(ALL_CELLS_RUN, timeout=timeout_ms)
+    page.locator("#jp-main-statusbar").get_by_text(KERNEL_IDLE, exact=True).wait_for(timeout=timeout_ms)

@@ -1,0 +1,263 @@
+"""The course as a learner meets it: JupyterLab in Debian's Chromium, driven by Playwright.
+
+Each test starts its own JupyterLab over a temporary copy of the course (see
+``browser_helpers.py``), opens a notebook in a fresh workspace, and acts as a
+learner would: menus, keyboard, typing. Every wait is on real state (the
+kernel status, ``aria-valuenow``, exact texts, an image's ``src``), never a
+fixed sleep. Throughout, a console error or any request that leaves 127.0.0.1
+fails the test; a failing test leaves a screenshot in ``reports/browser/``.
+
+Without Chromium these tests skip with the reason; under ``CI`` a missing
+browser is a failure (``.ci/run`` installs Debian's ``chromium``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from browser_helpers import ROOT, JupyterLab, browser_missing, open_browser, open_notebook, run_all
+from grading_helpers import solutions
+from ketamine_course import dosing, pk
+from ketamine_course.lesson import UNITS
+from ketamine_course.widgets import format_number
+
+pytestmark = pytest.mark.slow
+
+SCREENSHOTS = ROOT / "reports" / "browser"
+EXPECT_TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chromium() -> None:
+    missing = browser_missing()
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"browser tests must run in CI: {missing}")
+    if missing:
+        pytest.skip(missing)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[JupyterLab]:
+    with JupyterLab(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def page(lab: JupyterLab, request: pytest.FixtureRequest) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    with open_browser() as (browser_page, watch):
+        browser_page.set_default_timeout(60_000)
+        yield browser_page
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shot = SCREENSHOTS / f"{request.node.name}.png"
+            browser_page.screenshot(path=str(shot), full_page=False)
+            print(f"screenshot: {shot}\nJupyterLab log:\n{lab.log_tail()}")
+        assert not watch.problems(), "\n".join(watch.problems())
+
+
+def _no_error_outputs(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')).to_have_count(0)
+
+
+def _tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# The start page
+# --------------------------------------------------------------------------
+
+
+def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    open_notebook(page, lab, "notebooks/00_start_here.ipynb")
+    expect(page.locator(".jp-NotebookPanel .jp-MarkdownOutput h1").first).to_have_text(re.compile("Ketamine: an interactive pharmacology course"))
+    run_all(page)
+    _no_error_outputs(page)
+
+    course_map = page.locator(".jp-OutputArea-output table").filter(has=page.get_by_role("columnheader", name="Lesson"))
+    expect(course_map).to_have_count(1)
+    rows = course_map.locator("tbody tr")
+    expect(rows).to_have_count(len(UNITS) + 1)  # one row per unit, then the total
+    for row, unit in zip(rows.all(), UNITS):
+        expect(row.locator("td").nth(0)).to_have_text(str(unit.number))
+        expect(row.get_by_role("link", name=unit.title, exact=True)).to_be_visible()
+        expect(row.locator("td").nth(2)).to_have_text(f"{unit.minutes} min")
+        expect(row.get_by_role("link", name=unit.quiz, exact=True)).to_be_visible()
+    total_min = sum(u.minutes for u in UNITS)
+    expect(rows.last).to_contain_text(f"{total_min // 60} h {total_min % 60:02d} min")
+
+    # The map is how a learner moves on: its link opens the lesson in JupyterLab.
+    pk_unit = next(u for u in UNITS if u.notebook.startswith("03_"))
+    course_map.get_by_role("link", name=pk_unit.title, exact=True).click()
+    expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")).to_have_text(pk_unit.notebook)
+    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput h1").first).to_contain_text("Pharmacokinetics")
+
+
+# --------------------------------------------------------------------------
+# The pharmacokinetics lesson: dose calculator and decay explorer
+# --------------------------------------------------------------------------
+
+
+def _dose_texts(weight_kg: float) -> tuple[str, str]:
+    """The dose and volume lines the calculator must show for a weight, with its default regimen and vial."""
+    plan = dosing.regimen("antidepressant_research_iv")
+    calc = dosing.calculate_dose(weight_kg, plan.typical_dose, plan, 10.0, duration_min=plan.duration_min)
+    return f"Dose: {format_number(calc.dose_mg)} mg", f"Volume: {format_number(calc.volume_ml)} mL"
+
+
+def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    lessons_before = _tree_digest(ROOT / "notebooks")
+    open_notebook(page, lab, "notebooks/03_pharmacokinetics.ipynb")
+    run_all(page)
+    _no_error_outputs(page)
+
+    calculator = page.locator(".t-dose-calculator")
+    expect(calculator).to_be_visible()
+    expect(calculator.locator(".t-disclaimer")).to_contain_text(dosing.DISCLAIMER.split(";")[0])
+    decay_plot = page.locator(".t-decay-plot")
+    expect(decay_plot).to_be_visible()
+    expect(decay_plot).to_have_attribute("src", re.compile(r"^blob:|^data:image/png"))
+    assert decay_plot.evaluate("img => img.complete && img.naturalWidth > 0"), "the decay plot image did not load"
+
+    # Weight slider, by keyboard: two steps right from 70 kg.
+    handle = page.locator(".t-weight [role=slider]")
+    expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^70(\.0+)?$"))
+    dose_line, volume_line = _dose_texts(70)
+    expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line)
+    handle.focus()
+    handle.press("ArrowRight")
+    handle.press("ArrowRight")
+    expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^72(\.0+)?$"))
+    dose_line, volume_line = _dose_texts(72)
+    expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line)
+    expect(calculator.locator(".t-volume-ml")).to_have_text(volume_line)
+    expect(calculator.locator(".t-weight-text input")).to_have_value("72")
+
+    # Half-life slider: the plot is redrawn and the readout follows.
+    half_life = page.locator(".t-half-life [role=slider]")
+    start_h = float(half_life.get_attribute("aria-valuenow") or "nan")
+    old_src = decay_plot.get_attribute("src")
+    half_life.focus()
+    half_life.press("ArrowRight")
+    new_h = round(start_h + 0.1, 1)
+    expect(half_life).to_have_attribute("aria-valuenow", re.compile(rf"^{new_h}0*$"))
+    expect(decay_plot).not_to_have_attribute("src", old_src or "")
+    time_h = float(page.locator(".t-time [role=slider]").get_attribute("aria-valuenow") or "nan")
+    remaining_percent = 100 * float(pk.fraction_remaining(time_h / new_h))
+    expect(page.locator(".t-fraction-text")).to_contain_text(
+        f"({format_number(time_h / new_h)} half-lives): {format_number(remaining_percent, 1)}% remains"
+    )
+
+    # An out-of-range weight: the limit is explained, nothing is calculated, and the last good weight is kept.
+    too_heavy_kg = 400
+    with pytest.raises(dosing.DoseInputError) as refused:
+        plan = dosing.regimen("antidepressant_research_iv")
+        dosing.calculate_dose(too_heavy_kg, plan.typical_dose, plan, 10.0, duration_min=plan.duration_min)
+    typed = calculator.locator(".t-weight-text input")
+    typed.fill(str(too_heavy_kg))
+    typed.press("Enter")
+    error = calculator.locator(".t-dose-result .course-error")
+    expect(error).to_have_text(f"Not calculated. {refused.value}")
+    expect(error).to_have_attribute("role", "alert")
+    expect(calculator.locator(".t-dose-mg")).to_have_count(0)
+    expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^72(\.0+)?$"))
+    # ...and a valid weight brings the result back.
+    typed.fill("80")
+    typed.press("Enter")
+    expect(calculator.locator(".t-dose-mg")).to_have_text(_dose_texts(80)[0])
+    expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^80(\.0+)?$"))
+
+    # Autosave and checkpoints went to the temporary copy, never into the repository.
+    page.locator("#jp-menu-panel").get_by_role("menuitem", name="File", exact=True).click()
+    page.locator('.lm-Menu [data-command="docmanager:save"]').click()
+    expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")).not_to_have_class(re.compile(r"\bjp-mod-dirty\b"))
+    saved = nbformat.read(lab.course / "notebooks" / "03_pharmacokinetics.ipynb", as_version=4)
+    assert any(cell.get("outputs") for cell in saved.cells), "the save went somewhere else"
+    assert _tree_digest(ROOT / "notebooks") == lessons_before
+
+
+# --------------------------------------------------------------------------
+# A quiz, validated from JupyterLab
+# --------------------------------------------------------------------------
+
+QUIZ = "quiz03_pharmacokinetics"
+
+
+def _validate(page: Any) -> Any:
+    """Press nbgrader's Validate button and return the results dialog."""
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .validate-button").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.get_by_text("Validation Results").wait_for(timeout=120_000)
+    return dialog
+
+
+def _answer(page: Any, cell: Any, code: str) -> None:
+    """Replace an answer cell's text as a learner would: click in it, select all, type the answer."""
+    editor = cell.locator(".jp-InputArea-editor .cm-content")
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(code)  # like a paste: no auto-indent or bracket closing to fight
+    page.keyboard.press("Escape")
+
+
+def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    open_notebook(page, lab, f"release/{QUIZ}/{QUIZ}.ipynb")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+    # Handed in blank, Validate says so.
+    dialog = _validate(page)
+    expect(dialog.locator(".validation-failed")).to_be_visible()
+    dialog.get_by_role("button", name="Ok").click()
+    expect(dialog).to_have_count(0)
+
+    # Answer every question with the instructor's solution, typed into the student version.
+    answers = solutions(QUIZ)
+    release = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
+    positions = {c.metadata["nbgrader"]["grade_id"]: i for i, c in enumerate(release.cells) if c.metadata.get("nbgrader", {}).get("solution")}
+    assert positions.keys() == answers.keys()
+    cells = panel.locator(".jp-Notebook .jp-Cell")
+    expect(cells).to_have_count(len(release.cells))
+    unanswered = panel.locator(".jp-CodeCell").filter(has_text="raise NotImplementedError()")
+    expect(unanswered).to_have_count(len(answers))
+    for grade_id, code in answers.items():
+        cell = cells.nth(positions[grade_id])
+        _answer(page, cell, code)
+        expect(cell.locator(".cm-content")).to_have_text(code.replace("\n", ""), use_inner_text=False)
+    expect(unanswered).to_have_count(0)
+
+    # The visible checks, run as a learner would, all pass.
+    run_all(page)
+    _no_error_outputs(page)
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^✓ q\d+:"))).to_have_count(len(answers))
+
+    dialog = _validate(page)
+    expect(dialog.locator(".validation-success")).to_have_text("Success! Your notebook passes all the tests.")
+    dialog.get_by_role("button", name="Ok").click()
+    # Validate saved the notebook first: the learner's answers are on disk in the course copy.
+    saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
+    assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
