@@ -234,3 +234,60 @@ def run_all(page: Any, timeout_ms: float = 120_000) -> None:
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
     page.wait_for_function(ALL_CELLS_RUN, timeout=timeout_ms)
     page.locator("#jp-main-statusbar").get_by_text(KERNEL_IDLE, exact=True).wait_for(timeout=timeout_ms)
+
+
+# --------------------------------------------------------------------------
+# What a learner sees, computed independently of the page
+# --------------------------------------------------------------------------
+
+
+def dose_line(weight_kg: float) -> str:
+    """The ``Dose: ... mg`` line the dose calculator shows for a weight with its default regimen and vial."""
+    from ketamine_course import dosing
+    from ketamine_course.widgets import format_number
+
+    plan = dosing.regimen("antidepressant_research_iv")
+    calc = dosing.calculate_dose(weight_kg, plan.typical_dose, plan, 10.0, duration_min=plan.duration_min)
+    return f"Dose: {format_number(calc.dose_mg)} mg"
+
+
+# --------------------------------------------------------------------------
+# Latency in the browser: key press -> what the learner sees
+# --------------------------------------------------------------------------
+
+_ARM = """([handleSelector, targetSelector, mode, expected]) => {
+    window.__courseLatencyMs = null;
+    const handle = document.querySelector(handleSelector);
+    const target = document.querySelector(targetSelector);
+    let pressed = null;
+    handle.addEventListener('keydown', () => { pressed = performance.now(); }, {once: true, capture: true});
+    const done = () => { window.__courseLatencyMs = performance.now() - pressed; };
+    if (mode === 'text') {
+        const observer = new MutationObserver(() => {
+            const shown = target.querySelector('.t-dose-mg');
+            if (pressed !== null && shown && shown.textContent === expected) { observer.disconnect(); done(); }
+        });
+        observer.observe(target, {subtree: true, childList: true, characterData: true});
+    } else {
+        const before = target.src;
+        const loaded = () => {
+            if (pressed === null || target.src === before) return;
+            target.removeEventListener('load', loaded);
+            requestAnimationFrame(done);  // the frame that shows the new image
+        };
+        target.addEventListener('load', loaded);
+    }
+}"""
+
+
+def key_to_screen_ms(page: Any, handle_selector: str, target_selector: str, key: str, expected_text: str | None = None) -> float:
+    """Milliseconds from a key press on a slider handle to the new dose text (``expected_text``) or the new plot image on screen.
+
+    Timed inside the page (``performance.now()`` at the keydown, then the DOM
+    mutation with the exact text, or the new image's load and the next frame),
+    so Playwright's own overhead is not counted.
+    """
+    page.evaluate(_ARM, [handle_selector, target_selector, "text" if expected_text is not None else "image", expected_text])
+    page.locator(handle_selector).press(key)
+    page.wait_for_function("() => window.__courseLatencyMs !== null", timeout=30_000)
+    return float(page.evaluate("() => window.__courseLatencyMs"))

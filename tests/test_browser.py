@@ -23,7 +23,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from browser_helpers import ROOT, JupyterLab, browser_missing, open_browser, open_notebook, run_all
+from browser_helpers import ROOT, JupyterLab, browser_missing, dose_line, open_browser, open_notebook, run_all
 from grading_helpers import solutions
 from ketamine_course import dosing, pk
 from ketamine_course.lesson import UNITS
@@ -118,11 +118,10 @@ def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page:
 # --------------------------------------------------------------------------
 
 
-def _dose_texts(weight_kg: float) -> tuple[str, str]:
-    """The dose and volume lines the calculator must show for a weight, with its default regimen and vial."""
+def _volume_line(weight_kg: float) -> str:
     plan = dosing.regimen("antidepressant_research_iv")
     calc = dosing.calculate_dose(weight_kg, plan.typical_dose, plan, 10.0, duration_min=plan.duration_min)
-    return f"Dose: {format_number(calc.dose_mg)} mg", f"Volume: {format_number(calc.volume_ml)} mL"
+    return f"Volume: {format_number(calc.volume_ml)} mL"
 
 
 def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> None:
@@ -144,15 +143,13 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     # Weight slider, by keyboard: two steps right from 70 kg.
     handle = page.locator(".t-weight [role=slider]")
     expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^70(\.0+)?$"))
-    dose_line, volume_line = _dose_texts(70)
-    expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line)
+    expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line(70))
     handle.focus()
     handle.press("ArrowRight")
     handle.press("ArrowRight")
     expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^72(\.0+)?$"))
-    dose_line, volume_line = _dose_texts(72)
-    expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line)
-    expect(calculator.locator(".t-volume-ml")).to_have_text(volume_line)
+    expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line(72))
+    expect(calculator.locator(".t-volume-ml")).to_have_text(_volume_line(72))
     expect(calculator.locator(".t-weight-text input")).to_have_value("72")
 
     # Half-life slider: the plot is redrawn and the readout follows.
@@ -186,7 +183,7 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     # ...and a valid weight brings the result back.
     typed.fill("80")
     typed.press("Enter")
-    expect(calculator.locator(".t-dose-mg")).to_have_text(_dose_texts(80)[0])
+    expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line(80))
     expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^80(\.0+)?$"))
 
     # Autosave and checkpoints went to the temporary copy, never into the repository.
