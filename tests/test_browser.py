@@ -258,3 +258,20 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     # Validate saved the notebook first: the learner's answers are on disk in the course copy.
     saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
     assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
+
+
+# --------------------------------------------------------------------------
+# The watch itself: it must be able to fail
+# --------------------------------------------------------------------------
+
+
+def test_the_watch_records_console_errors_and_requests_off_this_machine() -> None:
+    with open_browser() as (page, watch):
+        page.goto("about:blank")
+        page.evaluate("() => console.error('a deliberate error')")
+        page.evaluate("() => fetch('http://192.0.2.1/feed.xml').catch(() => null)")  # TEST-NET-1: never routable
+        page.evaluate("() => fetch('http://127.0.0.1:9/').catch(() => null)")  # local: allowed, not recorded
+        page.wait_for_function("() => true")
+    assert any("a deliberate error" in m for m in watch.console_errors)
+    assert watch.outside_requests == ["http://192.0.2.1/feed.xml"]
+    assert len(watch.problems()) == len(watch.console_errors) + 1
