@@ -232,17 +232,26 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     dialog.get_by_role("button", name="Ok").click()
     expect(dialog).to_have_count(0)
 
-    # Answer every question with the instructor's solution, typed into the student version.
     answers = solutions(QUIZ)
     release = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
-    positions = {c.metadata["nbgrader"]["grade_id"]: i for i, c in enumerate(release.cells) if c.metadata.get("nbgrader", {}).get("solution")}
-    assert positions.keys() == answers.keys()
+    position = {c.metadata.get("nbgrader", {}).get("grade_id", c.id): i for i, c in enumerate(release.cells)}
     cells = panel.locator(".jp-Notebook .jp-Cell")
     expect(cells).to_have_count(len(release.cells))
+
+    # A classic slip (pounds used as kilograms), checked as a learner does: the visible check names it, without a traceback.
+    _answer(page, cells.nth(position["q1_answer"]), "answer_q1 = 0.5 * 180")
+    cells.nth(position["setup"]).locator(".jp-InputPrompt").click()
+    for _ in range(position["setup"], position["q1_test"] + 1):
+        page.keyboard.press("Shift+Enter")
+    feedback = cells.nth(position["q1_test"]).locator(".jp-OutputArea-output")
+    expect(feedback).to_have_text("✗ q1: it looks as if the weight in pounds was used as kilograms: convert first (1 kg = 2.2046 lb)")
+    expect(feedback).not_to_contain_text("Traceback")
+
+    # Answer every question with the instructor's solution, typed into the student version.
     unanswered = panel.locator(".jp-CodeCell").filter(has_text="raise NotImplementedError()")
-    expect(unanswered).to_have_count(len(answers))
+    expect(unanswered).to_have_count(len(answers) - 1)
     for grade_id, code in answers.items():
-        cell = cells.nth(positions[grade_id])
+        cell = cells.nth(position[grade_id])
         _answer(page, cell, code)
         expect(cell.locator(".cm-content")).to_have_text(code.replace("\n", ""), use_inner_text=False)
     expect(unanswered).to_have_count(0)
