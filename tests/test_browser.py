@@ -26,7 +26,7 @@ import pytest
 from browser_helpers import ROOT, JupyterLab, browser_missing, dose_line, open_browser, open_notebook, run_all
 from grading_helpers import solutions
 from ketamine_course import dosing, pk
-from ketamine_course.lesson import UNITS
+from ketamine_course.lesson import UNITS, cited_ids
 from ketamine_course.widgets import format_number
 
 pytestmark = pytest.mark.slow
@@ -193,6 +193,36 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     saved = nbformat.read(lab.course / "notebooks" / "03_pharmacokinetics.ipynb", as_version=4)
     assert any(cell.get("outputs") for cell in saved.cells), "the save went somewhere else"
     assert _tree_digest(ROOT / "notebooks") == lessons_before
+
+
+# --------------------------------------------------------------------------
+# Every other lesson: runs clean, every widget and figure shows, with a text alternative
+# --------------------------------------------------------------------------
+
+OTHER_LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("0[1-9]_*.ipynb") if not p.name.startswith("03_"))
+
+
+@pytest.mark.parametrize("lesson", OTHER_LESSONS)
+def test_lesson_runs_in_jupyterlab_with_every_figure_shown(lab: JupyterLab, page: Any, lesson: str) -> None:
+    from playwright.sync_api import expect
+
+    open_notebook(page, lab, f"notebooks/{lesson}")
+    run_all(page)
+    _no_error_outputs(page)
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    outputs = panel.locator(".jp-OutputArea-output")
+    expect(outputs.filter(has_text=re.compile("Error displaying widget|Loading widget"))).to_have_count(0)
+    cited = cited_ids(ROOT / "notebooks" / lesson)
+    expect(outputs.locator("ol").last.locator("li")).to_have_count(len(cited))  # the reference list, rendered
+    figures = panel.locator(".jp-OutputArea-output img")
+    expect(figures.first).to_be_visible()
+    for figure in figures.all():
+        figure.scroll_into_view_if_needed()
+        figure.evaluate("img => img.decode()")  # rejects if the image cannot be shown
+        text = figure.get_attribute("alt") or figure.evaluate(
+            "img => img.classList.contains('t-plot') ? img.nextElementSibling.querySelector('.t-plot-alt').textContent : ''"
+        )
+        assert len(text) >= 20, f"a figure in {lesson} has no text alternative"
 
 
 # --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import numpy as np
@@ -117,6 +118,8 @@ def test_widgets_have_stable_classes_and_a_static_fallback(factory) -> None:
     if explorer.plot is not None:
         assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="[^"]{10,}"', bundle["text/html"])
         assert "t-plot" in explorer.plot.image._dom_classes
+        assert explorer.plot.caption in explorer.widget.children, "the live plot's text alternative is shown under it"
+        assert html.escape(explorer.plot.figure.alt_text) in explorer.plot.caption.value
     assert any(c.startswith("t-") for c in explorer.widget._dom_classes)
 
 

@@ -64,6 +64,9 @@ class _LivePlot:
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
         self.image.add_class(css_class)
         self.image.add_class("t-plot")
+        # ipywidgets' Image has no alt attribute (and a tooltip on it breaks the view in ipywidgets 8.1),
+        # so the text alternative is a caption right under the plot.
+        self.caption = w.HTML(f'<small class="t-plot-alt"><i>Figure: {html.escape(figure.alt_text)}</i></small>')
 
     def refresh(self, full: bool = False) -> None:
         """Redraw: the whole figure if ``full`` (or first time), else only the moving artists."""
@@ -294,7 +297,7 @@ class DecayExplorer(_Explorer):
         self.plot = _LivePlot(fig, "t-decay-plot", [self.curve, self.markers, self.cursor])
         self._axes_state: tuple[str, float] | None = None
         self.widget = w.VBox(
-            [self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle, self.readout, self.plot.image]
+            [self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle, self.readout, self.plot.image, self.plot.caption]
         )
         self.widget.add_class("t-decay")
         _observe(self.update, self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle)
@@ -370,7 +373,7 @@ class OccupancyExplorer(_Explorer):
         self.cursor = ax.axvline(conc_ng_per_ml, color="#000000", linestyle=":", linewidth=1)
         ax.legend(loc="upper left", fontsize=8)
         self.plot = _LivePlot(fig, "t-occupancy-plot", [*self.points.values(), self.cursor])
-        self.widget = w.VBox([self.conc_slider, self.readout, self.plot.image])
+        self.widget = w.VBox([self.conc_slider, self.readout, self.plot.image, self.plot.caption])
         self.widget.add_class("t-occupancy-explorer")
         _observe(self.update, self.conc_slider)
         self.update()
