@@ -83,6 +83,8 @@ def test_decay_half_life_slider_moves_markers_and_curve() -> None:
     explorer.time_slider.value = 8.0
     shown = _text(explorer.readout.value)
     assert "(2 half-lives): 25% remains" in shown
+    explorer.time_slider.value = explorer.half_life_slider.value
+    assert "(1 half-life): 50% remains" in _text(explorer.readout.value)
     expected = pk.concentration_iv_bolus_ng_per_ml(explorer.dose_slider.value, explorer.volume_slider.value, 4.0, [8.0])[0]
     assert f"C = {format_number(expected, 1)} ng/mL" in shown
 

@@ -37,6 +37,12 @@ def format_number(value: float, decimals: int = 2) -> str:
     return f"{round(value, decimals):g}" if math.isfinite(value) else str(value)
 
 
+def _count(value: float, singular: str, plural: str) -> str:
+    """'1 half-life', '0.96 half-lives', '2 half-lives'."""
+    shown = format_number(value)
+    return f"{shown} {singular if shown == '1' else plural}"
+
+
 def _error_html(message: str) -> str:
     return (
         '<div class="course-error" role="alert" style="border-left:4px solid #D55E00;padding:4px 8px;'
@@ -265,14 +271,14 @@ class DecayExplorer(_Explorer):
         half_life_default = math.log(2) / default.k10_per_h
         style = {"description_width": "10em"}
         wide = w.Layout(width="34em")
-        self.dose_slider = w.FloatSlider(value=35.0, min=1, max=500, step=1, description="IV dose (mg)", style=style, layout=wide)
+        self.dose_slider = w.FloatSlider(value=35.0, min=1, max=500, step=1, readout_format=".0f", description="IV dose (mg)", style=style, layout=wide)
         self.half_life_slider = w.FloatSlider(
-            value=round(half_life_default, 1), min=0.5, max=12, step=0.1, description="Half-life (h)", style=style, layout=wide
+            value=round(half_life_default, 1), min=0.5, max=12, step=0.1, readout_format=".1f", description="Half-life (h)", style=style, layout=wide
         )
         self.volume_slider = w.FloatSlider(
-            value=round(default.central_volume_l), min=20, max=800, step=1, description="Volume (L)", style=style, layout=wide
+            value=round(default.central_volume_l), min=20, max=800, step=1, readout_format=".0f", description="Volume (L)", style=style, layout=wide
         )
-        self.time_slider = w.FloatSlider(value=round(half_life_default, 1), min=0, max=self.WINDOW_H, step=0.1, description="Time (h)", style=style, layout=wide)
+        self.time_slider = w.FloatSlider(value=round(half_life_default, 1), min=0, max=self.WINDOW_H, step=0.1, readout_format=".1f", description="Time (h)", style=style, layout=wide)
         self.scale_toggle = w.ToggleButtons(options=["linear", "log"], value="linear", description="y axis", style=style)
         self.readout = w.HTML()
         for control, css in (
@@ -327,7 +333,7 @@ class DecayExplorer(_Explorer):
         remaining = pk.fraction_remaining(t_now / half_life)
         self.readout.value = (
             f'<span class="t-fraction-text">After {format_number(t_now, 1)} h '
-            f"({format_number(t_now / half_life)} half-lives): {format_number(100 * remaining, 1)}% remains, "
+            f"({_count(t_now / half_life, 'half-life', 'half-lives')}): {format_number(100 * remaining, 1)}% remains, "
             f"C = {format_number(c_now, 1)} ng/mL</span> <small>(C0 = dose / volume = {format_number(c0, 1)} ng/mL)</small>"
         )
 
