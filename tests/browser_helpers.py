@@ -241,14 +241,26 @@ def run_all(page: Any, timeout_ms: float = 120_000) -> None:
 # --------------------------------------------------------------------------
 
 
-def dose_line(weight_kg: float) -> str:
-    """The ``Dose: ... mg`` line the dose calculator shows for a weight with its default regimen and vial."""
+def default_dose(weight_kg: float) -> Any:
+    """What the dose calculator computes for a weight with its default regimen and vial (raises DoseInputError)."""
     from ketamine_course import dosing
-    from ketamine_course.widgets import format_number
 
     plan = dosing.regimen("antidepressant_research_iv")
-    calc = dosing.calculate_dose(weight_kg, plan.typical_dose, plan, 10.0, duration_min=plan.duration_min)
-    return f"Dose: {format_number(calc.dose_mg)} mg"
+    return dosing.calculate_dose(weight_kg, plan.typical_dose, plan, 10.0, duration_min=plan.duration_min)
+
+
+def dose_line(weight_kg: float) -> str:
+    """The ``Dose: ... mg`` line the dose calculator shows for a weight."""
+    from ketamine_course.widgets import format_number
+
+    return f"Dose: {format_number(default_dose(weight_kg).dose_mg)} mg"
+
+
+def volume_line(weight_kg: float) -> str:
+    """The ``Volume: ... mL`` line the dose calculator shows for a weight."""
+    from ketamine_course.widgets import format_number
+
+    return f"Volume: {format_number(default_dose(weight_kg).volume_ml)} mL"
 
 
 # --------------------------------------------------------------------------

@@ -23,7 +23,17 @@ from typing import Any
 import nbformat
 import pytest
 
-from browser_helpers import ROOT, JupyterLab, browser_missing, dose_line, open_browser, open_notebook, run_all
+from browser_helpers import (
+    ROOT,
+    JupyterLab,
+    browser_missing,
+    default_dose,
+    dose_line,
+    open_browser,
+    open_notebook,
+    run_all,
+    volume_line,
+)
 from grading_helpers import solutions
 from ketamine_course import dosing, pk
 from ketamine_course.lesson import UNITS, cited_ids
@@ -118,12 +128,6 @@ def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page:
 # --------------------------------------------------------------------------
 
 
-def _volume_line(weight_kg: float) -> str:
-    plan = dosing.regimen("antidepressant_research_iv")
-    calc = dosing.calculate_dose(weight_kg, plan.typical_dose, plan, 10.0, duration_min=plan.duration_min)
-    return f"Volume: {format_number(calc.volume_ml)} mL"
-
-
 def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -149,7 +153,7 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     handle.press("ArrowRight")
     expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^72(\.0+)?$"))
     expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line(72))
-    expect(calculator.locator(".t-volume-ml")).to_have_text(_volume_line(72))
+    expect(calculator.locator(".t-volume-ml")).to_have_text(volume_line(72))
     expect(calculator.locator(".t-weight-text input")).to_have_value("72")
 
     # Half-life slider: the plot is redrawn and the readout follows.
@@ -170,8 +174,7 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     # An out-of-range weight: the limit is explained, nothing is calculated, and the last good weight is kept.
     too_heavy_kg = 400
     with pytest.raises(dosing.DoseInputError) as refused:
-        plan = dosing.regimen("antidepressant_research_iv")
-        dosing.calculate_dose(too_heavy_kg, plan.typical_dose, plan, 10.0, duration_min=plan.duration_min)
+        default_dose(too_heavy_kg)
     typed = calculator.locator(".t-weight-text input")
     typed.fill(str(too_heavy_kg))
     typed.press("Enter")
