@@ -256,6 +256,7 @@ def _answer(page: Any, cell: Any, code: str) -> None:
 def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 
+    release_before = _tree_digest(ROOT / "release")
     open_notebook(page, lab, f"release/{QUIZ}/{QUIZ}.ipynb")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
 
@@ -300,6 +301,7 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     # Validate saved the notebook first: the learner's answers are on disk in the course copy.
     saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
     assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
+    assert _tree_digest(ROOT / "release") == release_before, "the repository's student version was written to"
 
 
 # --------------------------------------------------------------------------
