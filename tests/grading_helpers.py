@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import html
 import re
 import shutil
@@ -122,3 +123,12 @@ __all__ = [
     "QUIZZES", "ROOT", "read", "source_nb", "release_nb", "nbgrader_meta", "solutions", "question_points", "wrong",
     "submission", "make_course", "submit", "hidden_lines", "solution_lines", "page_text", "config",
 ]
+
+
+def tree_digest(folder: Path) -> str:
+    """One hash of every file's path and bytes under ``folder``: equal before and after means nothing was written."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

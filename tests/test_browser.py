@@ -13,7 +13,6 @@ browser is a failure (``.ci/run`` installs Debian's ``chromium``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from browser_helpers import (
     run_all,
     volume_line,
 )
-from grading_helpers import solutions
+from grading_helpers import solutions, tree_digest
 from ketamine_course import dosing, pk
 from ketamine_course.lesson import UNITS, cited_ids
 from ketamine_course.widgets import format_number
@@ -83,14 +82,6 @@ def _no_error_outputs(page: Any) -> None:
     expect(page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')).to_have_count(0)
 
 
-def _tree_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------
 # The start page
 # --------------------------------------------------------------------------
@@ -131,7 +122,7 @@ def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page:
 def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 
-    lessons_before = _tree_digest(ROOT / "notebooks")
+    lessons_before = tree_digest(ROOT / "notebooks")
     open_notebook(page, lab, "notebooks/03_pharmacokinetics.ipynb")
     run_all(page)
     _no_error_outputs(page)
@@ -195,7 +186,7 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")).not_to_have_class(re.compile(r"\bjp-mod-dirty\b"))
     saved = nbformat.read(lab.course / "notebooks" / "03_pharmacokinetics.ipynb", as_version=4)
     assert any(cell.get("outputs") for cell in saved.cells), "the save went somewhere else"
-    assert _tree_digest(ROOT / "notebooks") == lessons_before
+    assert tree_digest(ROOT / "notebooks") == lessons_before
 
 
 # --------------------------------------------------------------------------
@@ -256,7 +247,7 @@ def _answer(page: Any, cell: Any, code: str) -> None:
 def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 
-    release_before = _tree_digest(ROOT / "release")
+    release_before = tree_digest(ROOT / "release")
     open_notebook(page, lab, f"release/{QUIZ}/{QUIZ}.ipynb")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
 
@@ -301,7 +292,7 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     # Validate saved the notebook first: the learner's answers are on disk in the course copy.
     saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
     assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
-    assert _tree_digest(ROOT / "release") == release_before, "the repository's student version was written to"
+    assert tree_digest(ROOT / "release") == release_before, "the repository's student version was written to"
 
 
 # --------------------------------------------------------------------------

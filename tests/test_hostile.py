@@ -10,9 +10,7 @@ tests can fail.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import socket
 import textwrap
 import threading
@@ -22,21 +20,12 @@ from pathlib import Path
 import pytest
 
 from conftest import sandbox_or_skip
-from grading_helpers import ROOT, make_course, solutions, submission, submit, wrong
+from grading_helpers import ROOT, make_course, solutions, submission, submit, tree_digest, wrong
 from ketamine_course.grading import grade_class
 from ketamine_course.quiz import RECORD_MARKER
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz01_history"
-
-
-def _tree_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(folder)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _hostile(code: str) -> dict[str, str]:
@@ -187,7 +176,7 @@ def hostile_class(tmp_path_factory):
     for name, answers in {**students, **honest}.items():
         submit(course, QUIZ, name, submission(QUIZ, answers))
 
-    before = {"source": _tree_digest(course / "source"), "release": _tree_digest(course / "release"), "home": _tree_digest(instructor_home)}
+    before = {"source": tree_digest(course / "source"), "release": tree_digest(course / "release"), "home": tree_digest(instructor_home)}
     start = time.perf_counter()
     db = f"sqlite:///{course / 'gradebook.db'}"
     results = {r.student_id: r for r in grade_class(course, QUIZ, timeout_s=5, notebook_timeout_s=15, progress=None, db_url=db)}
@@ -195,7 +184,7 @@ def hostile_class(tmp_path_factory):
     stop.set()
     thread.join()
     listener.close()
-    after = {"source": _tree_digest(course / "source"), "release": _tree_digest(course / "release"), "home": _tree_digest(instructor_home)}
+    after = {"source": tree_digest(course / "source"), "release": tree_digest(course / "release"), "home": tree_digest(instructor_home)}
     return dict(course=course, tmp=tmp, results=results, students=students, elapsed=elapsed, before=before, after=after, connections=connections)
 
 
