@@ -74,6 +74,11 @@ class _LivePlot:
         # so the text alternative is a caption right under the plot.
         self.caption = w.HTML(f'<small class="t-plot-alt"><i>Figure: {html.escape(figure.alt_text)}</i></small>')
 
+    @property
+    def parts(self) -> tuple[w.Image, w.HTML]:
+        """The plot and its caption, in the order an explorer lays them out."""
+        return self.image, self.caption
+
     def refresh(self, full: bool = False) -> None:
         """Redraw: the whole figure if ``full`` (or first time), else only the moving artists."""
         if full or self._background is None:
@@ -303,7 +308,7 @@ class DecayExplorer(_Explorer):
         self.plot = _LivePlot(fig, "t-decay-plot", [self.curve, self.markers, self.cursor])
         self._axes_state: tuple[str, float] | None = None
         self.widget = w.VBox(
-            [self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle, self.readout, self.plot.image, self.plot.caption]
+            [self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle, self.readout, *self.plot.parts]
         )
         self.widget.add_class("t-decay")
         _observe(self.update, self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle)
@@ -379,7 +384,7 @@ class OccupancyExplorer(_Explorer):
         self.cursor = ax.axvline(conc_ng_per_ml, color="#000000", linestyle=":", linewidth=1)
         ax.legend(loc="upper left", fontsize=8)
         self.plot = _LivePlot(fig, "t-occupancy-plot", [*self.points.values(), self.cursor])
-        self.widget = w.VBox([self.conc_slider, self.readout, self.plot.image, self.plot.caption])
+        self.widget = w.VBox([self.conc_slider, self.readout, *self.plot.parts])
         self.widget.add_class("t-occupancy-explorer")
         _observe(self.update, self.conc_slider)
         self.update()
