@@ -42,6 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 KERNEL_IDLE = "Python 3 (ipykernel) | Idle"
+CURRENT_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the active tab
 # What the course copy needs: the lessons, the student quizzes, and the nbgrader config Validate reads.
 COURSE_PARTS = ("notebooks", "release", "nbgrader_config.py")
 
@@ -215,10 +216,10 @@ def open_browser(viewport: tuple[int, int] = (1400, 1000)) -> Iterator[tuple[Any
 # JupyterLab, driven as a learner does
 # --------------------------------------------------------------------------
 
-ALL_CELLS_RUN = """() => {
-    const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
+ALL_CELLS_RUN = f"""() => {{
+    const prompts = [...document.querySelectorAll('{CURRENT_NOTEBOOK} .jp-CodeCell .jp-InputPrompt')];
     return prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-}"""
+}}"""
 
 
 def open_notebook(page: Any, lab: JupyterLab, path: str, timeout_ms: float = 60_000) -> None:

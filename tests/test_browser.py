@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from browser_helpers import (
+    CURRENT_NOTEBOOK,
     ROOT,
     JupyterLab,
     browser_missing,
@@ -111,7 +112,7 @@ def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page:
     pk_unit = next(u for u in UNITS if u.notebook.startswith("03_"))
     course_map.get_by_role("link", name=pk_unit.title, exact=True).click()
     expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")).to_have_text(pk_unit.notebook)
-    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput h1").first).to_contain_text("Pharmacokinetics")
+    expect(page.locator(f"{CURRENT_NOTEBOOK} .jp-MarkdownOutput h1").first).to_contain_text("Pharmacokinetics")
 
 
 # --------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_lesson_runs_in_jupyterlab_with_every_figure_shown(lab: JupyterLab, page
     open_notebook(page, lab, f"notebooks/{lesson}")
     run_all(page)
     _no_error_outputs(page)
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel = page.locator(CURRENT_NOTEBOOK)
     outputs = panel.locator(".jp-OutputArea-output")
     expect(outputs.filter(has_text=re.compile("Error displaying widget|Loading widget"))).to_have_count(0)
     cited = cited_ids(ROOT / "notebooks" / lesson)
@@ -228,7 +229,7 @@ QUIZ = "quiz03_pharmacokinetics"
 
 def _validate(page: Any) -> Any:
     """Press nbgrader's Validate button and return the results dialog."""
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .validate-button").click()
+    page.locator(f"{CURRENT_NOTEBOOK} .validate-button").click()
     dialog = page.locator(".jp-Dialog")
     dialog.get_by_text("Validation Results").wait_for(timeout=120_000)
     return dialog
@@ -249,7 +250,7 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
 
     release_before = tree_digest(ROOT / "release")
     open_notebook(page, lab, f"release/{QUIZ}/{QUIZ}.ipynb")
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel = page.locator(CURRENT_NOTEBOOK)
 
     # Handed in blank, Validate says so.
     dialog = _validate(page)
