@@ -1,14 +1,15 @@
 """nbgrader configuration for the course (instructors' and self-learners' grading).
 
 nbgrader reads this file from the working directory and from
-CourseDirectory.root. Paths are relative to this file, so the repository can
-live anywhere. The same settings are built for nbgrader's in-process API by
-ketamine_course.grading.grading_config.
+CourseDirectory.root; `ketamine-grade` reads it too (with the user's own
+nbgrader config first, as nbgrader does), so every way of grading uses the
+settings below. Paths are relative to this file, so the repository can live
+anywhere.
 """
 
 from pathlib import Path
 
-from ketamine_course.grading import autograde_preprocessors, feedback_preprocessors, sanitize_preprocessors
+from ketamine_course.grading.config import apply_pipeline
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
@@ -20,14 +21,8 @@ c.CourseDirectory.root = str(Path(__file__).resolve().parent)
 c.Execute.timeout = 30
 c.Execute.interrupt_on_timeout = True
 
-# Hidden tests are judged in the grader's process, never in the student's kernel
-# (see ketamine_course.grading): answers are recorded before execution and judged after.
-c.Autograde.autograde_preprocessors = autograde_preprocessors()
-
-# Every autograde run reports submissions whose graded or locked cells were edited, deleted,
-# duplicated or stripped of their metadata (logged, and written to reports/tamper/).
-c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
-
-# Feedback never shows hidden tests.
-c.GenerateFeedback.preprocessors = feedback_preprocessors()
-c.ClearHiddenTests.enforce_metadata = True
+# The grading pipeline (ketamine_course.grading): hidden tests judged in the grader's
+# process, never in the student's kernel; every kernel sandboxed with limits for the whole
+# kernel (c.BoundedExecute.*); submissions checked for links and size before anything
+# reads them; a tamper report; graded notebooks and feedback pages made inert.
+apply_pipeline(c)

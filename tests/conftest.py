@@ -29,7 +29,7 @@ def sandbox_or_skip() -> bool:
     """True where student code can be isolated; skip (or, under CI, fail) where bubblewrap is missing."""
     import os
 
-    from ketamine_course.sandbox import sandbox_missing
+    from ketamine_course.grading.sandbox import sandbox_missing
 
     missing = sandbox_missing()
     if not missing:
@@ -45,7 +45,7 @@ def sandbox() -> bool:
     """Whether grading tests run sandboxed: always under CI; elsewhere only if bubblewrap is installed."""
     import os
 
-    from ketamine_course.sandbox import sandbox_missing
+    from ketamine_course.grading.sandbox import sandbox_missing
 
     if os.environ.get("CI") and sandbox_missing():
         pytest.fail("CI must grade in the sandbox: .ci/run installs bubblewrap")

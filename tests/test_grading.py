@@ -23,7 +23,7 @@ from grading_helpers import (
     question_points,
     wrong,
 )
-from ketamine_course import grading
+from ketamine_course.grading import run as grading_run
 from ketamine_course.grading import generate_release, grade_class, tamper_report
 
 pytestmark = pytest.mark.slow
@@ -170,7 +170,7 @@ def test_regrading_gives_identical_grades(graded_class) -> None:
 
 def test_feedback_shows_no_hidden_test_or_solution(graded_class, sandbox) -> None:
     quiz, course, _, _, _ = graded_class
-    api = grading._api(grading.grading_config(course, f"sqlite:///{course / 'gradebook.db'}", sandbox=sandbox))
+    api = grading_run._api(grading_run.grading_config(course, f"sqlite:///{course / 'gradebook.db'}", sandbox=sandbox))
     for student in ("blank", "wrong_q1"):
         assert api.generate_feedback(quiz, student, force=True)["success"]
         text = page_text(course / "feedback" / student / quiz / f"{quiz}.html")

@@ -22,7 +22,7 @@ import pytest
 from conftest import sandbox_or_skip
 from grading_helpers import ROOT, make_course, solutions, submission, submit, tree_digest, wrong
 from ketamine_course.grading import grade_class
-from ketamine_course.quiz import RECORD_MARKER
+from ketamine_course.grading.protocol import RECORD_MARKER
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz01_history"
@@ -158,10 +158,10 @@ def hostile_class(tmp_path_factory):
         "always_equal": _hostile(always_equal),
         "monkeypatch_package": _hostile(
             f"""
-            import json, ketamine_course.quiz as q
+            import json, ketamine_course.quiz as q, ketamine_course.grading.protocol as p
             for _name in ("grade_choice", "grade_number", "grade_function", "check_choice", "check_number", "check_function"):
                 setattr(q, _name, lambda *a, **k: None)
-            q.record_answers = lambda grade_id, names, calls: print({RECORD_MARKER!r} + json.dumps(dict(grade_id=grade_id, values={{n: dict(type="str", value="A") for n in names}}, calls={{}})))
+            p.record_answers = lambda grade_id, names, calls: print({RECORD_MARKER!r} + json.dumps(dict(grade_id=grade_id, values={{n: dict(type="str", value="A") for n in names}}, calls={{}})))
             """
         ),
         "fake_record": _hostile(
@@ -272,16 +272,16 @@ def test_honest_grades_are_identical_with_and_without_isolation(tmp_path: Path) 
 
 
 def test_grading_refuses_without_the_sandbox_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ketamine_course import sandbox
+    from ketamine_course.grading import sandbox
 
     monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None)
-    with pytest.raises(sandbox.SandboxUnavailable, match="bwrap, setpriv, prlimit not found.*apt-get install bubblewrap.*--unsandboxed"):
+    with pytest.raises(sandbox.SandboxUnavailable, match="bwrap, prlimit, setpriv not found.*apt-get install bubblewrap.*--unsandboxed"):
         grade_class(tmp_path, QUIZ, ["nobody"], progress=None)
 
 
 def test_self_grading_runs_without_bubblewrap_because_the_code_is_the_learner_s_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Binder has no bubblewrap: a learner grading their own quiz falls back to an unsandboxed kernel."""
-    from ketamine_course import sandbox
+    from ketamine_course.grading import sandbox
     from ketamine_course.grading import self_grade
 
     monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None)

@@ -1,0 +1,83 @@
+"""The ``ketamine-grade`` command: grade your own quiz, grade a class, regenerate the release versions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .run import QUIZZES, find_course_root, generate_release, grade_class, self_grade, summary_table, tamper_text
+
+__all__ = ["main"]
+
+
+def _self(args: argparse.Namespace) -> int:
+    try:
+        result = self_grade(args.quiz, args.notebook, sandbox=False if args.unsandboxed else None)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"ketamine-grade: {error}", file=sys.stderr)
+        return 2
+    grade = result.grade
+    if not result.sandboxed:
+        print("note: graded without the sandbox (bubblewrap is not available here); it ran your own code only", file=sys.stderr)
+    print(f"{args.quiz}: {grade.score:g} / {grade.max_score:g} points")
+    for grade_id, (score, max_score) in grade.questions.items():
+        message = grade.messages.get(grade_id, "")
+        first = message.splitlines()[-1] if message else ""
+        print(f"  {grade_id:<12} {score:g}/{max_score:g}  {first}")
+    for finding in grade.tampering:
+        print(f"  note: {finding.grade_id}: {finding.problem} ({finding.detail})")
+    print(f"Feedback page: {result.feedback_html}")
+    return 0
+
+
+def _class(args: argparse.Namespace) -> int:
+    from .sandbox import SandboxUnavailable
+
+    root = find_course_root(args.root)
+    if args.unsandboxed:
+        print("ketamine-grade: WARNING: grading without isolation; students' code runs with your rights", file=sys.stderr)
+    try:
+        results = grade_class(root, args.quiz, sandbox=False if args.unsandboxed else None)
+    except SandboxUnavailable as error:
+        print(f"ketamine-grade: {error}", file=sys.stderr)
+        return 2
+    print(summary_table(results))
+    print(tamper_text(results))
+    failed = [r for r in results if r.error]
+    if failed:
+        print(f"ketamine-grade: {len(failed)} submission(s) could not be graded (see 'grading failed' above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ketamine-grade", description="Grade the course's quizzes with nbgrader.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    mine = commands.add_parser("self", help="grade your own quiz and write a feedback page (no instructor needed)")
+    mine.add_argument("quiz", choices=QUIZZES)
+    mine.add_argument("notebook", nargs="?", type=Path, help="your notebook (default: release/QUIZ/QUIZ.ipynb)")
+    mine.add_argument("--unsandboxed", action="store_true", help="run without isolation even where it is available")
+    klass = commands.add_parser("class", help="instructors: autograde every submission of a quiz in one process")
+    klass.add_argument("quiz", choices=QUIZZES)
+    klass.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
+    klass.add_argument("--unsandboxed", action="store_true", help="DANGEROUS: run students' code with your rights (only if the sandbox cannot run here and you trust the code)")
+    release = commands.add_parser("release", help="maintainers: regenerate release/ from source/")
+    release.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
+    args = parser.parse_args(argv)
+
+    if args.command == "self":
+        return _self(args)
+    if args.command == "class":
+        return _class(args)
+    root = find_course_root()
+    unknown = [q for q in args.quizzes if q not in QUIZZES]
+    if unknown:
+        parser.error(f"unknown quiz {', '.join(unknown)}; choose from {', '.join(QUIZZES)}")
+    for quiz in args.quizzes or QUIZZES:
+        print(f"regenerated {generate_release(root, quiz)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Grading a class and grading oneself, through nbgrader's Python API in one process.
+
+:func:`grade_class` autogrades every submission of a quiz, one kernel at a
+time, each in its cage; :func:`self_grade` grades a learner's own copy in a
+scratch course and writes a feedback page. Both use the configuration of
+:mod:`ketamine_course.grading.config`, so they grade exactly as
+``nbgrader autograde`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .config import COURSE_ID, grading_config
+from .hidden import _grade_id
+from .intake import SubmissionRefused, check_student_id
+from .tamper import TamperFinding, read_report
+
+__all__ = [
+    "QUIZZES", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade", "generate_release", "find_course_root",
+    "summary_table", "tamper_text",
+]
+
+QUIZZES = ("quiz01_history", "quiz02_mechanism", "quiz03_pharmacokinetics", "quiz04_evidence", "quiz05_safety")
+
+
+def find_course_root(start: Path | None = None) -> Path:
+    """The folder holding ``nbgrader_config.py`` and ``source/``: ``start`` or a parent of it, else the repository."""
+    candidates = [Path(start or Path.cwd()).resolve()]
+    candidates += list(candidates[0].parents)
+    candidates.append(Path(__file__).resolve().parents[3])
+    for folder in candidates:
+        if (folder / "nbgrader_config.py").is_file() and (folder / "source").is_dir():
+            return folder
+    raise FileNotFoundError("cannot find the course folder (with nbgrader_config.py and source/); run from inside it")
+
+
+@contextlib.contextmanager
+def _quiet_nbgrader() -> Iterator[None]:
+    """nbgrader logs through the root logger and SQLAlchemy warns on first use; keep the terminal readable."""
+    import logging
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        previous = logging.root.level
+        logging.root.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logging.root.setLevel(previous)
+
+
+def _api(config: Any) -> Any:
+    import os
+
+    from nbgrader.apps import NbGraderAPI
+
+    # nbgrader runs the `alembic` command of its own environment to check the gradebook's schema
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+    return NbGraderAPI(config=config)
+
+
+def _check(result: dict[str, Any], what: str) -> None:
+    if not result.get("success"):
+        log = result.get("log") or ""
+        errors = [line for line in log.splitlines() if "[ERROR]" in line or line.startswith("    ")]
+        raise RuntimeError(f"nbgrader {what} failed:\n" + ("\n".join(errors[-15:]) or str(result.get("error"))))
+
+
+def generate_release(course_root: Path, quiz: str, db_url: str | None = None) -> Path:
+    """Regenerate ``release/<quiz>/`` from ``source/<quiz>/`` with nbgrader (deterministic output)."""
+    root = Path(course_root).resolve()
+    with tempfile.TemporaryDirectory() as scratch:
+        config = grading_config(root, db_url or f"sqlite:///{Path(scratch) / 'gradebook.db'}")
+        with _quiet_nbgrader():
+            _check(_api(config).generate_assignment(quiz, force=True), f"generate_assignment {quiz}")
+    return root / "release" / quiz
+
+
+@dataclass
+class SubmissionGrade:
+    """The outcome of grading one student's quiz."""
+
+    student_id: str
+    score: float
+    max_score: float
+    seconds: float
+    questions: dict[str, tuple[float, float]] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
+    tampering: list[TamperFinding] = field(default_factory=list)
+    needs_manual_grade: bool = False
+    error: str | None = None
+
+
+def _read_grades(config: Any, quiz: str, student_id: str) -> tuple[float, float, dict[str, tuple[float, float]], bool]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gradebook:
+        submission = gradebook.find_submission(quiz, student_id)
+        questions = {}
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                questions[grade.name] = (float(grade.score), float(grade.max_score))
+        return float(submission.score), float(submission.max_score), questions, bool(submission.needs_manual_grade)
+
+
+def _messages(autograded: Path) -> dict[str, str]:
+    """What each test cell said (the visible check's or the hidden judgement's message)."""
+    nb = nbformat.read(autograded, as_version=4)
+    messages = {}
+    for cell in nb.cells:
+        grade_id = _grade_id(cell)
+        if grade_id is None or cell.cell_type != "code":
+            continue
+        lines = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                lines.append(output.get("evalue") or output.get("ename", "error"))
+            elif output.get("output_type") == "stream":
+                lines.append(output.get("text", "").strip())
+        messages[grade_id] = "\n".join(line for line in lines if line)
+    return messages
+
+
+def _failure_reason(outcome: dict[str, Any]) -> str:
+    """Why nbgrader could not grade a submission, in words (a refusal's own message where there is one)."""
+    text = f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}"
+    refused = re.findall(r"SubmissionRefused: (.+)", text)
+    if refused:
+        return f"not graded: {refused[-1].strip()}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "[ERROR]" in line]
+    return (errors or lines or ["failed"])[-1][:300]
+
+
+def grade_class(
+    course_root: Path,
+    quiz: str,
+    students: Iterable[str] | None = None,
+    db_url: str | None = None,
+    timeout_s: int | None = None,
+    progress: Callable[[str], None] | None = print,
+    sandbox: bool | None = None,
+    notebook_timeout_s: float | None = None,
+    config_root: Path | None = None,
+) -> list[SubmissionGrade]:
+    """Autograde every submission of ``quiz`` under ``submitted/`` in one process, recording each grade in the gradebook.
+
+    Settings come from the course's ``nbgrader_config.py`` (see
+    :func:`~ketamine_course.grading.config.grading_config`); the keyword
+    arguments override them. Each notebook runs in its cage (see
+    :mod:`ketamine_course.grading.sandbox`); where it cannot be sandboxed this
+    refuses to start unless sandboxing is switched off explicitly.
+    """
+    from .sandbox import require_sandbox
+
+    root = Path(course_root).resolve()
+    config = grading_config(root, db_url, timeout_s, sandbox, notebook_timeout_s, config_root=config_root)
+    if config.BoundedExecute.get("sandbox", True):
+        require_sandbox()
+    api = _api(config)
+    if students is None:
+        students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{quiz}") if p.is_dir() or p.is_symlink())
+    students = list(students)
+    results: list[SubmissionGrade] = []
+    for number, student_id in enumerate(students, start=1):
+        start = time.perf_counter()
+        report = root / "reports" / "tamper" / quiz / f"{student_id}.json"
+        try:
+            check_student_id(student_id)
+            report.unlink(missing_ok=True)
+            with _quiet_nbgrader():
+                outcome = api.autograde(quiz, student_id, force=True, create=True)
+        except SubmissionRefused as reason:
+            outcome = {"success": False, "error": f"SubmissionRefused: {reason}"}
+        seconds = time.perf_counter() - start
+        tampering = read_report(root, quiz, student_id) or []
+        if outcome.get("success"):
+            score, max_score, questions, manual = _read_grades(config, quiz, student_id)
+            messages = _messages(root / "autograded" / student_id / quiz / f"{quiz}.ipynb")
+            result = SubmissionGrade(student_id, score, max_score, seconds, questions, messages, tampering, manual or bool(tampering))
+        else:
+            result = SubmissionGrade(student_id, 0.0, 0.0, seconds, tampering=tampering, needs_manual_grade=True, error=_failure_reason(outcome))
+        results.append(result)
+        if progress:
+            bar = "#" * round(20 * number / len(students))
+            status = f"{result.score:g}/{result.max_score:g}" if result.error is None else f"FAILED ({result.error})"
+            shown = student_id if check_student_id_ok(student_id) else repr(student_id)[:40]
+            progress(f"[{bar:<20}] {number}/{len(students)} {shown}: {status} in {seconds:.1f} s")
+    return results
+
+
+def check_student_id_ok(student_id: str) -> bool:
+    """Whether a student id is plain (see :data:`ketamine_course.grading.intake.STUDENT_ID`)."""
+    try:
+        check_student_id(student_id)
+    except SubmissionRefused:
+        return False
+    return True
+
+
+def summary_table(results: list[SubmissionGrade]) -> str:
+    """A plain-text table of a class's grades, with review flags."""
+    lines = [f"{'student':<20}{'score':>12}{'time (s)':>10}  review"]
+    for r in results:
+        flags = []
+        if r.error:
+            flags.append(f"grading failed: {r.error}")
+        flags += [f"{t.grade_id}: {t.problem}" for t in r.tampering]
+        if r.needs_manual_grade and not flags:
+            flags.append("needs manual grading")
+        shown = r.student_id if check_student_id_ok(r.student_id) else repr(r.student_id)[:18]
+        lines.append(f"{shown:<20}{f'{r.score:g}/{r.max_score:g}':>12}{r.seconds:>10.1f}  {'; '.join(flags)}")
+    if results:
+        mean = sum(r.score for r in results) / len(results)
+        lines.append(f"{len(results)} submissions, mean score {mean:.2f}; {sum(1 for r in results if r.tampering or r.error)} flagged for review")
+    return "\n".join(lines)
+
+
+def tamper_text(results: list[SubmissionGrade]) -> str:
+    """The tamper report: every submission whose nbgrader cells were changed, and how."""
+    lines = ["Tamper report:"]
+    for r in results:
+        for finding in r.tampering:
+            lines.append(f"  {r.student_id}: {finding.grade_id}: {finding.problem} ({finding.detail})")
+    if len(lines) == 1:
+        lines.append("  no graded or locked cell was edited, deleted, duplicated or stripped of its metadata")
+    return "\n".join(lines)
+
+
+@dataclass
+class SelfGradeResult:
+    """A self-learner's graded quiz."""
+
+    grade: SubmissionGrade
+    feedback_html: Path
+    sandboxed: bool
+
+
+def self_grade(
+    quiz: str,
+    notebook: Path | None = None,
+    course_root: Path | None = None,
+    feedback_dir: Path | None = None,
+    timeout_s: int | None = None,
+    sandbox: bool | None = None,
+) -> SelfGradeResult:
+    """Grade one learner's quiz with nbgrader, without an instructor, and write a feedback page.
+
+    Works in a scratch course folder: the release version is generated from
+    ``source/`` there, the learner's notebook is submitted and autograded with
+    the course's ``nbgrader_config.py``, and only the feedback page (which
+    shows no solution or hidden test) is copied out, to ``feedback/<quiz>.html``
+    by default.
+
+    ``sandbox=None`` (the default) isolates the kernel where this machine can
+    and otherwise runs it unsandboxed (the code is the learner's own; Binder
+    images, for one, have no bubblewrap); the result says which.
+    """
+    from .sandbox import sandbox_missing
+
+    if sandbox is None:
+        sandbox = not sandbox_missing()
+    root = find_course_root(course_root)
+    quizzes = sorted(p.name for p in (root / "source").iterdir() if (p / f"{p.name}.ipynb").is_file())
+    if quiz not in quizzes:
+        raise ValueError(f"unknown quiz {quiz!r}; the quizzes are {', '.join(quizzes)}")
+    notebook = Path(notebook) if notebook else root / "release" / quiz / f"{quiz}.ipynb"
+    if not notebook.is_file():
+        raise FileNotFoundError(f"no notebook at {notebook}")
+    nbformat.read(notebook, as_version=4)  # fail early, clearly, on a file that is not a notebook
+    with tempfile.TemporaryDirectory(prefix="ketamine-grade-") as scratch:
+        course = Path(scratch)
+        db = f"sqlite:///{course / 'gradebook.db'}"
+        shutil.copytree(root / "source" / quiz, course / "source" / quiz)
+        generate_release(course, quiz, db_url=db)
+        target = course / "submitted" / "self" / quiz
+        target.mkdir(parents=True)
+        shutil.copy(notebook, target / f"{quiz}.ipynb")
+        (grade,) = grade_class(course, quiz, ["self"], db_url=db, timeout_s=timeout_s, progress=None, sandbox=sandbox, config_root=root)
+        if grade.error:
+            raise RuntimeError(f"your quiz could not be graded: {grade.error}")
+        config = grading_config(course, db, timeout_s, sandbox, config_root=root)
+        with _quiet_nbgrader():
+            _check(_api(config).generate_feedback(quiz, "self", force=True), "generate_feedback")
+        out_dir = Path(feedback_dir) if feedback_dir else root / "feedback"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        page = out_dir / f"{quiz}.html"
+        shutil.copy(course / "feedback" / "self" / quiz / f"{quiz}.html", page)
+    return SelfGradeResult(grade, page, sandbox)

@@ -1,0 +1,477 @@
+"""Each graded kernel in a cage of its own: bubblewrap, limits for the whole kernel, and nothing left behind.
+
+nbgrader runs a student's code with the grader's own rights. Here every graded
+kernel is launched through bubblewrap (``bwrap``) and sees:
+
+* the operating system, Python, the course's environment and package and its
+  data, read-only; a working folder that holds **copies of the student's own
+  files only** (never a notebook, so never a hidden test); its own ``/tmp``;
+  nothing else of the grader's machine (not ``source/``, the gradebook, other
+  submissions, the instructor's home);
+* no network, and its own process, IPC and hostname namespaces; it dies with
+  the grader;
+* another uid than the grader's: as root, an unprivileged uid of its own
+  (``setpriv``); as any other user, a uid inside a user namespace
+  (``bwrap --unshare-user``), so sandboxed grading needs no root.
+
+Limits hold for the **whole kernel**, all its processes together:
+
+* processes: ``RLIMIT_NPROC`` counted inside the kernel's own uid (plus a pids
+  cgroup where the grader may create one);
+* memory: a memory cgroup where the grader may create one (as root on this
+  course's machines); elsewhere a watchdog sums the resident memory of every
+  process of the kernel ten times a second and stops the kernel above the
+  limit (each process is also held by ``RLIMIT_AS``);
+* disk: the working folder and ``/tmp`` live on disk in the kernel's private
+  folder; the watchdog stops the kernel when together they exceed the limit
+  (each file is also held by ``RLIMIT_FSIZE``);
+* CPU time and open files per process (``prlimit``).
+
+When its notebook is done (or a limit is hit) every process of the kernel is
+killed, its cgroups and its private folder are removed. The kernel talks to
+the grader over Unix sockets in that private folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+
+__all__ = ["SandboxLimits", "SandboxUnavailable", "sandbox_missing", "require_sandbox", "KernelCage", "SandboxedKernelManager", "sandbox_argv"]
+
+NOBODY_GID = 65534
+FIRST_SANDBOX_UID = 200_000
+"""As root, each kernel runs as its own unprivileged uid from here up (no account needed)."""
+SANDBOX_UID_IN_NAMESPACE = 1000
+"""As any other user, the uid the kernel has inside its user namespace."""
+PACKAGE_MOUNT = "/opt/ketamine-course"
+"""Where the kernel sees the course package and its data (not at the course's own path)."""
+
+
+class SandboxUnavailable(RuntimeError):
+    """Student code cannot be isolated here and the instructor has not opted out; the message names cause and remedy."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits for one graded kernel (all its processes together, where so marked). The one place they are written."""
+
+    cpu_seconds: int = 120
+    """CPU time of each process."""
+    memory_bytes: int = 2 * 1024**3
+    """Resident memory of the whole kernel."""
+    processes: int = 64
+    """Processes and threads of the whole kernel."""
+    disk_bytes: int = 200 * 1024**2
+    """Everything the kernel writes: its working folder and its /tmp."""
+    file_size_bytes: int = 64 * 1024**2
+    """The largest file the kernel may write."""
+    open_files: int = 256
+    """Open files of each process."""
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _tools() -> tuple[str, ...]:
+    return ("bwrap", "prlimit", "setpriv") if _is_root() else ("bwrap", "prlimit")
+
+
+@functools.lru_cache(maxsize=1)
+def _user_namespace_problem() -> str | None:
+    """Why bubblewrap cannot make a user namespace here, or None when it can."""
+    try:
+        result = subprocess.run(
+            ["bwrap", "--unshare-user", "--uid", str(SANDBOX_UID_IN_NAMESPACE), "--ro-bind", "/", "/", "--", "/bin/true"],
+            capture_output=True, text=True, timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    return None if result.returncode == 0 else (result.stderr.strip() or f"bwrap exited with {result.returncode}")
+
+
+def sandbox_missing() -> list[str]:
+    """What this machine lacks to sandbox grading as the current user (empty when it can)."""
+    missing = [tool for tool in _tools() if shutil.which(tool) is None]
+    if not missing and not _is_root() and _user_namespace_problem():
+        missing.append("user namespaces")
+    return missing
+
+
+def require_sandbox() -> None:
+    """Raise :class:`SandboxUnavailable`, naming the cause and the remedy, when grading cannot be sandboxed."""
+    missing = sandbox_missing()
+    if not missing:
+        return
+    if missing == ["user namespaces"]:
+        raise SandboxUnavailable(
+            f"cannot isolate student code: this machine does not let a normal user create a user namespace "
+            f"(bubblewrap said: {_user_namespace_problem()}). Ask the administrator to allow them "
+            "(sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0, or on Ubuntu an AppArmor profile "
+            "for bwrap), or grade as root; only for code you trust, opt out (ketamine-grade class --unsandboxed, "
+            "or c.BoundedExecute.sandbox = False in nbgrader_config.py)."
+        )
+    raise SandboxUnavailable(
+        f"cannot isolate student code: {', '.join(missing)} not found. Install bubblewrap "
+        "(Debian: apt-get install bubblewrap; setpriv and prlimit come with util-linux), "
+        "or, only for code you trust, opt out explicitly (ketamine-grade --unsandboxed, "
+        "or c.BoundedExecute.sandbox = False in nbgrader_config.py)."
+    )
+
+
+# --------------------------------------------------------------------------
+# cgroups: hard memory and process limits for the whole kernel, where allowed
+# --------------------------------------------------------------------------
+
+
+def _own_cgroup_v1(controller: str) -> Path | None:
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            folder = Path("/sys/fs/cgroup") / controller / path.lstrip("/")
+            return folder if folder.is_dir() and os.access(folder, os.W_OK) else None
+    return None
+
+
+class _Cgroups:
+    """A memory and a pids cgroup (v1) for one kernel, or nothing where this process may not make them."""
+
+    def __init__(self, name: str, limits: SandboxLimits) -> None:
+        self.folders: dict[str, Path] = {}
+        for controller in ("memory", "pids"):
+            parent = _own_cgroup_v1(controller)
+            if parent is None:
+                continue
+            folder = parent / name
+            try:
+                folder.mkdir()
+                if controller == "memory":
+                    (folder / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+                    swap = folder / "memory.memsw.limit_in_bytes"
+                    if swap.exists():
+                        swap.write_text(str(limits.memory_bytes))
+                else:
+                    (folder / "pids.max").write_text(str(limits.processes))
+            except OSError:
+                shutil.rmtree(folder, ignore_errors=True) if folder.exists() and not any(folder.iterdir()) else None
+                continue
+            self.folders[controller] = folder
+
+    @property
+    def limits_memory(self) -> bool:
+        return "memory" in self.folders
+
+    def enter_command(self) -> list[str]:
+        """A shell prefix that moves itself into the cgroups, then runs the rest of the command."""
+        if not self.folders:
+            return []
+        moves = " && ".join(f"echo $$ > {shlex.quote(str(f / 'cgroup.procs'))}" for f in self.folders.values())
+        return ["/bin/sh", "-c", f'{moves} && exec "$@"', "sh"]
+
+    def hit_memory_limit(self) -> bool:
+        folder = self.folders.get("memory")
+        try:
+            return folder is not None and int((folder / "memory.failcnt").read_text()) > 0
+        except (OSError, ValueError):
+            return False
+
+    def kill_and_remove(self) -> None:
+        for folder in self.folders.values():
+            for _ in range(50):
+                try:
+                    pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                time.sleep(0.02)
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------
+# The cage: private folder, watchdog, cleanup
+# --------------------------------------------------------------------------
+
+
+def _tree_usage(folder: Path, limit_entries: int) -> tuple[int, int]:
+    """(bytes on disk, entries) under ``folder``, without following links; stops counting past ``limit_entries``."""
+    total, entries = 0, 0
+    stack = [folder]
+    while stack and entries <= limit_entries:
+        try:
+            with os.scandir(stack.pop()) as listing:
+                for entry in listing:
+                    entries += 1
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += max(info.st_size if stat.S_ISREG(info.st_mode) else 0, getattr(info, "st_blocks", 0) * 512)
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append(Path(entry.path))
+        except OSError:
+            continue
+    return total, entries
+
+
+class KernelCage:
+    """The private folder, cgroups and watchdog of one graded kernel; :meth:`close` leaves nothing behind.
+
+    Layout of the private folder (``ketamine-kernel-*`` in the system's temporary folder)::
+
+        work/   the kernel's working folder: copies of the student's own files
+        tmp/    the kernel's /tmp
+        run/    the connection file and the kernel's sockets
+    """
+
+    MAX_ENTRIES = 10_000
+    """Files and folders the kernel may create (beyond this the watchdog stops it)."""
+
+    def __init__(self, limits: SandboxLimits, sandboxed: bool = True) -> None:
+        self.limits = limits
+        self.sandboxed = sandboxed
+        self.private = Path(tempfile.mkdtemp(prefix="ketamine-kernel-"))
+        self.workdir, self.tmp, self.run = (self.private / name for name in ("work", "tmp", "run"))
+        self.uid = FIRST_SANDBOX_UID + int.from_bytes(os.urandom(4), "big") % 100_000 if _is_root() and sandboxed else None
+        self.cgroups = _Cgroups(self.private.name, limits) if sandboxed else None
+        self.stopped: str | None = None
+        self._pid: int | None = None
+        self._watch: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def populate(self, source: Path) -> None:
+        """Copy the student's own files (no notebook: they may hold hidden tests) from ``source`` into the working folder."""
+        from .intake import safe_copy_tree
+
+        safe_copy_tree(source, self.workdir, ignore=["*.ipynb", ".ipynb_checkpoints", "__pycache__"], max_total_bytes=self.limits.disk_bytes)
+        for folder in (self.tmp, self.run):
+            folder.mkdir(mode=0o700)
+        if self.uid is not None:  # root: hand the three folders to the kernel's uid, and nothing else
+            self.private.chmod(0o711)
+            for folder in (self.workdir, self.tmp, self.run):
+                for directory, folders, files in os.walk(folder):
+                    for name in [directory, *(os.path.join(directory, f) for f in folders + files)]:
+                        os.lchown(name, self.uid, NOBODY_GID)
+                folder.chmod(0o700)
+
+    def own(self, path: Path) -> None:
+        """Give a file the grader wrote (the connection file) to the kernel's uid, readable only by it."""
+        path.chmod(0o600)
+        if self.uid is not None:
+            os.chown(path, self.uid, NOBODY_GID)
+
+    def watch(self, pid: int) -> None:
+        """Start the watchdog on the kernel's outermost process (bwrap)."""
+        self._pid = pid
+        self._watch = threading.Thread(target=self._run_watch, name=f"watch-{pid}", daemon=True)
+        self._watch.start()
+
+    def _run_watch(self) -> None:
+        import psutil
+
+        while not self._closing.wait(0.1):
+            reason = None
+            used, entries = _tree_usage(self.workdir, self.MAX_ENTRIES)
+            tmp_used, tmp_entries = _tree_usage(self.tmp, self.MAX_ENTRIES)
+            if used + tmp_used > self.limits.disk_bytes:
+                reason = f"it wrote more than {self.limits.disk_bytes / 1024**2:g} MB to disk"
+            elif entries + tmp_entries > self.MAX_ENTRIES:
+                reason = f"it created more than {self.MAX_ENTRIES} files"
+            elif self.cgroups is None or not self.cgroups.limits_memory:
+                try:
+                    root = psutil.Process(self._pid)
+                    rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                except psutil.Error:
+                    rss = 0
+                if rss > self.limits.memory_bytes:
+                    reason = f"it used more than {self.limits.memory_bytes / 1024**3:g} GiB of memory"
+            if reason:
+                self.stopped = reason
+                self.kill()
+                return
+
+    def stop_reason(self) -> str | None:
+        """Why the cage stopped the kernel, if it did (a limit), in words."""
+        if self.stopped is None and self.cgroups is not None and self.cgroups.hit_memory_limit():
+            self.stopped = f"it used more than {self.limits.memory_bytes / 1024**3:g} GiB of memory"
+        return self.stopped
+
+    def kill(self) -> None:
+        """Kill every process of the kernel (the pid namespace dies with its first process)."""
+        import psutil
+
+        if self._pid is not None:
+            try:
+                root = psutil.Process(self._pid)
+                for process in [*root.children(recursive=True), root]:
+                    try:
+                        process.kill()
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+        if self.cgroups is not None:
+            self.cgroups.kill_and_remove()
+
+    def close(self) -> None:
+        """Kill what is left of the kernel and remove its cgroups and private folder."""
+        self._closing.set()
+        if self._watch is not None and self._watch is not threading.current_thread():
+            self._watch.join(timeout=5)
+        self.kill()
+        shutil.rmtree(self.private, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# The bubblewrap command line
+# --------------------------------------------------------------------------
+
+
+def _course_package_binds() -> tuple[list[str], dict[str, str]]:
+    """Bind the course package and its data at a neutral path (not the course's own) when they lie outside the environment."""
+    from .. import data
+
+    package = Path(__file__).resolve().parents[1]
+    argv: list[str] = []
+    environment: dict[str, str] = {}
+    if not package.is_relative_to(Path(sys.prefix).resolve()):
+        argv += ["--ro-bind", str(package), f"{PACKAGE_MOUNT}/lib/{package.name}"]
+        environment["PYTHONPATH"] = f"{PACKAGE_MOUNT}/lib"
+    argv += ["--ro-bind", str(data.data_dir().resolve()), f"{PACKAGE_MOUNT}/data"]
+    environment["KETAMINE_COURSE_DATA"] = f"{PACKAGE_MOUNT}/data"
+    return argv, environment
+
+
+def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
+    """Wrap a kernel command in bwrap + prlimit (+ setpriv to the cage's uid, as root)."""
+    limits = cage.limits
+    argv = ["bwrap", "--die-with-parent", "--new-session"]
+    if cage.uid is None:
+        argv += ["--unshare-user", "--uid", str(SANDBOX_UID_IN_NAMESPACE), "--gid", str(SANDBOX_UID_IN_NAMESPACE)]
+    argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+    for top in ("/usr", "/etc"):
+        argv += ["--ro-bind", top, top]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        path = Path(top)
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(top), top]
+        elif path.is_dir():
+            argv += ["--ro-bind", top, top]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
+
+    def parents(path: str) -> list[str]:
+        # bwrap creates missing parent folders root-only; the kernel's uid must be able to pass through them
+        out = []
+        for parent in reversed(Path(path).parents):
+            if str(parent) not in made:
+                made.add(str(parent))
+                out += ["--perms", "0755", "--dir", str(parent)]
+        return out
+
+    for path in sorted({sys.base_prefix, sys.prefix}):
+        if Path(path).exists() and path != "/usr":
+            argv += parents(path) + ["--ro-bind", path, path]
+    package_binds, environment = _course_package_binds()
+    argv += parents(f"{PACKAGE_MOUNT}/lib/x") + package_binds
+    argv += ["--bind", str(cage.tmp), "/tmp"]
+    for folder in (cage.run, cage.workdir):
+        argv += parents(str(folder)) + ["--bind", str(folder), str(folder)]
+    argv += ["--chdir", str(cage.workdir)]
+    environment.update({
+        "HOME": "/tmp",
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "IPYTHONDIR": "/tmp/ipython",
+        "JUPYTER_RUNTIME_DIR": str(cage.run),
+        "JUPYTER_CONFIG_DIR": "/tmp/jupyter",
+        "JUPYTER_DATA_DIR": "/tmp/jupyter-data",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    })
+    if os.environ.get("NBGRADER_EXECUTION"):
+        environment["NBGRADER_EXECUTION"] = os.environ["NBGRADER_EXECUTION"]
+    argv.append("--clearenv")
+    for name, value in environment.items():
+        argv += ["--setenv", name, value]
+    argv += [
+        "--",
+        shutil.which("prlimit") or "prlimit",
+        f"--cpu={limits.cpu_seconds}",
+        f"--as={limits.memory_bytes}",
+        f"--nproc={limits.processes}",
+        f"--fsize={min(limits.file_size_bytes, limits.disk_bytes)}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+        "--",
+    ]
+    if cage.uid is not None:
+        argv += [
+            shutil.which("setpriv") or "setpriv",
+            f"--reuid={cage.uid}",
+            f"--regid={NOBODY_GID}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
+    cgroup_prefix = cage.cgroups.enter_command() if cage.cgroups is not None else []
+    return cgroup_prefix + argv + list(command)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """Launches the kernel inside its cage and talks to it over Unix sockets in the cage's private folder."""
+
+    def __init__(self, cage: KernelCage, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cage = cage
+        self.transport = "ipc"
+        self.ip = str(cage.run / "kernel")
+        self.connection_file = str(cage.run / "connection.json")
+        if self.kernel_spec is not None:
+            # signals would reach bwrap, not the kernel: interrupt through the control channel
+            self.kernel_spec.interrupt_mode = "message"
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        super().write_connection_file(**kwargs)
+        self.cage.own(Path(self.connection_file))
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kwargs: Any) -> None:
+        # the kernel's own start-up chatter is not the grader's business
+        kwargs.setdefault("stdout", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        await super()._async_launch_kernel(kernel_cmd, **kwargs)
+        process = getattr(self.provisioner, "process", None)
+        if process is not None:
+            self.cage.watch(process.pid)
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return sandbox_argv(super().format_kernel_cmd(extra_arguments), self.cage)

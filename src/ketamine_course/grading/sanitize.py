@@ -1,0 +1,219 @@
+"""Make student-controlled notebook content inert before any page shows it.
+
+Everything a submission holds is hostile input: outputs (HTML, Markdown, SVG,
+JavaScript, widget state), Markdown and raw cells, attachments and metadata.
+:func:`sanitize_notebook` rewrites a graded notebook so that nothing in it can
+run script or fetch anything when nbconvert, nbgrader's formgrader or
+JupyterLab renders it:
+
+* HTML is cleaned by nh3 (the Ammonia sanitizer) with an allow-list of tags
+  and attributes; links keep only ``http``, ``https`` and ``mailto`` targets
+  and images only inline raster ``data:`` URIs (no request leaves the page);
+* Markdown (cells and outputs) is rendered to HTML with nbconvert's own
+  renderer, attachments inlined, then cleaned the same way, and the cell keeps
+  the clean HTML (Markdown may hold raw HTML, so the clean HTML renders the
+  same in every viewer);
+* outputs keep only plain text, PNG/JPEG images and clean HTML; everything
+  else (JavaScript, SVG, LaTeX, JSON, widget views, output metadata such as
+  ``isolated``) is replaced by a line saying what was removed;
+* raw cells become escaped text; notebook and cell metadata keep only what
+  grading needs.
+
+:func:`math_to_mathml` turns ``$...$`` and ``$$...$$`` in clean HTML into
+MathML at generation time, so feedback pages show mathematics with no script
+and no network (nothing like MathJax is loaded). :data:`CONTENT_SECURITY_POLICY`
+is the policy every page the course generates carries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+from typing import Any
+
+import nh3
+from nbformat import NotebookNode, v4
+
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "clean_html",
+    "markdown_to_html",
+    "math_to_mathml",
+    "sanitize_notebook",
+    "SanitizeNotebook",
+    "RenderMathOffline",
+]
+
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+"""No script of any kind, no request: only inline styles and inline images."""
+
+_RASTER = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_MATHML_TAGS = {
+    "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msub", "msup", "msubsup", "mfrac", "msqrt",
+    "mroot", "mover", "munder", "munderover", "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom", "menclose",
+    "semantics", "annotation",
+}
+_MATHML_ATTRIBUTES = {"display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent", "accentunder", "columnalign", "linethickness", "displaystyle", "scriptlevel", "width", "minsize", "maxsize", "movablelimits", "form", "notation", "encoding"}
+_TAGS = set(nh3.ALLOWED_TAGS) - {"area", "map"}
+_ATTRIBUTES: dict[str, set[str]] = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES["*"] = {"title", "lang", "dir"}
+
+
+def _safe_data_image(value: str) -> bool:
+    match = re.fullmatch(r"data:(image/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=\s]*)", value)
+    return match is not None
+
+
+def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
+    if attribute == "src":
+        return value if _safe_data_image(value) else None
+    if attribute in ("href", "cite"):
+        return value if re.match(r"(?i)(https?:|mailto:|#)", value.strip()) else None
+    return value
+
+
+def clean_html(markup: str, *, mathml: bool = False) -> str:
+    """HTML reduced to an allow-list of tags and attributes (optionally MathML too): nothing active survives."""
+    tags = _TAGS | _MATHML_TAGS if mathml else _TAGS
+    attributes = dict(_ATTRIBUTES)
+    if mathml:
+        attributes.update({tag: _MATHML_ATTRIBUTES for tag in _MATHML_TAGS})
+    return nh3.clean(
+        markup,
+        tags=tags,
+        attributes=attributes,
+        url_schemes={"http", "https", "mailto", "data"},
+        attribute_filter=_attribute_filter,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def _valid_base64(text: object) -> bool:
+    if not isinstance(text, str):
+        return False
+    try:
+        base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def markdown_to_html(source: str, attachments: dict[str, Any] | None = None) -> str:
+    """Markdown rendered as nbconvert renders it (mathematics kept as text), attachments inlined, then cleaned."""
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, InvalidNotebook, MarkdownWithMath
+
+    safe_attachments = {}
+    for name, bundle in (attachments or {}).items():
+        if isinstance(bundle, dict):
+            images = {mime: data for mime, data in bundle.items() if mime in _RASTER and _valid_base64(data)}
+            if images:
+                safe_attachments[str(name)] = images
+    try:
+        rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=safe_attachments, exclude_anchor_links=True)).render(source)
+    except (InvalidNotebook, RecursionError, ValueError):  # a missing attachment, absurd nesting: show the text
+        rendered = f"<pre>{html.escape(source)}</pre>"
+    return clean_html(rendered)
+
+
+_OUTPUT_NOTE = "[{} output removed by the grader: only text, images and plain HTML are shown]"
+
+
+def _sanitize_output(output: NotebookNode) -> NotebookNode:
+    kind = output.get("output_type")
+    if kind == "stream":
+        text = output.get("text", "")
+        return v4.new_output("stream", name="stderr" if output.get("name") == "stderr" else "stdout", text=text if isinstance(text, str) else "")
+    if kind == "error":
+        traceback = [line for line in output.get("traceback", []) if isinstance(line, str)]
+        return v4.new_output("error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")), traceback=traceback)
+    data = output.get("data", {}) if isinstance(output.get("data"), dict) else {}
+    clean: dict[str, Any] = {}
+    if isinstance(data.get("text/plain"), str):
+        clean["text/plain"] = data["text/plain"]
+    for mime in ("image/png", "image/jpeg"):
+        if _valid_base64(data.get(mime)):
+            clean[mime] = data[mime]
+    if isinstance(data.get("text/html"), str):
+        clean["text/html"] = clean_html(data["text/html"])
+    elif isinstance(data.get("text/markdown"), str):
+        clean["text/html"] = markdown_to_html(data["text/markdown"])
+    removed = sorted(set(data) - set(clean) - {"text/markdown"})
+    if removed and "text/plain" not in clean and not (set(clean) & {"image/png", "image/jpeg", "text/html"}):
+        clean["text/plain"] = _OUTPUT_NOTE.format(", ".join(m[:60] for m in removed[:3]))
+    if kind == "execute_result":
+        count = output.get("execution_count")
+        return v4.new_output("execute_result", data=clean, execution_count=count if type(count) is int else None)
+    return v4.new_output("display_data", data=clean)
+
+
+def sanitize_notebook(nb: NotebookNode) -> NotebookNode:
+    """Rewrite a notebook in place so that no viewer can run or fetch anything from it; returns it."""
+    kernelspec = nb.metadata.get("kernelspec", {})
+    language = nb.metadata.get("language_info", {})
+    nb.metadata = v4.new_notebook().metadata
+    if isinstance(kernelspec, dict):
+        nb.metadata["kernelspec"] = {k: str(v)[:100] for k, v in kernelspec.items() if k in ("name", "display_name", "language")}
+    if isinstance(language, dict) and isinstance(language.get("name"), str):
+        nb.metadata["language_info"] = {"name": language["name"][:100]}
+    for cell in nb.cells:
+        nbgrader = cell.get("metadata", {}).get("nbgrader")
+        cell.metadata = {"nbgrader": nbgrader} if isinstance(nbgrader, dict) else {}
+        if cell.cell_type == "markdown":
+            cell.source = markdown_to_html(cell.source, cell.get("attachments"))
+            cell.pop("attachments", None)
+        elif cell.cell_type == "raw":
+            cell.source = html.escape(cell.source)
+            cell.pop("attachments", None)
+        elif cell.cell_type == "code":
+            cell.outputs = [_sanitize_output(o) for o in cell.get("outputs", [])]
+            if type(cell.get("execution_count")) is not int:
+                cell.execution_count = None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(cell.get("id", ""))):
+            cell.id = v4.new_code_cell().id
+    return nb
+
+
+_MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)
+
+
+def math_to_mathml(markup: str) -> str:
+    """``$...$`` and ``$$...$$`` in clean HTML turned into MathML, then the whole cleaned again (MathML allowed)."""
+    import latex2mathml.converter
+
+    def convert(match: re.Match[str]) -> str:
+        display = match.group(1) is not None
+        tex = html.unescape(match.group(1) if display else match.group(2))
+        try:
+            return str(latex2mathml.converter.convert(tex, display="block" if display else "inline"))
+        except Exception:  # TeX that latex2mathml cannot read stays as its text
+            return match.group(0)
+
+    return clean_html(_MATH.sub(convert, markup), mathml=True)
+
+
+def _preprocessor_base() -> type:
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    return NbGraderPreprocessor
+
+
+class SanitizeNotebook(_preprocessor_base()):  # type: ignore[misc]
+    """Last step of autograding: the graded notebook nbgrader writes (and the formgrader shows) carries nothing active."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+        return sanitize_notebook(nb), resources
+
+
+class RenderMathOffline(_preprocessor_base()):  # type: ignore[misc]
+    """Feedback: Markdown cells as clean HTML with their mathematics as MathML (no MathJax, no CDN)."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+        sanitize_notebook(nb)  # a second layer: the autograded notebook was already sanitized
+        resources["ketamine_csp"] = CONTENT_SECURITY_POLICY  # the feedback_safe template writes it into the page
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = math_to_mathml(cell.source)
+        return nb, resources
