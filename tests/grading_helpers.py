@@ -132,3 +132,66 @@ def tree_digest(folder: Path) -> str:
         if path.is_file():
             digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+_ACTIVE_TAGS = {"script", "iframe", "frame", "frameset", "object", "embed", "svg", "form", "base", "link", "applet", "portal"}
+
+
+def active_content(markup: str) -> list[str]:
+    """Everything in an HTML fragment or page that could run script or fetch something: empty for an inert page.
+
+    Read with an HTML parser (not by searching strings): script-capable tags,
+    event-handler attributes, ``srcdoc``, ``javascript:`` targets, images or
+    links that load from off the page, meta refreshes, and TeX link commands a
+    page's MathJax would typeset. Our own Content-Security-Policy ``<meta>`` is
+    not counted.
+    """
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Finder(HTMLParser):
+        verbatim = 0  # inside <pre>/<code>, which MathJax does not typeset
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("pre", "code"):
+                self.verbatim = max(0, self.verbatim - 1)
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in ("pre", "code"):
+                self.verbatim += 1
+            values = {name.lower(): (value or "") for name, value in attrs}
+            if tag in _ACTIVE_TAGS:
+                found.append(f"<{tag}>")
+            if tag == "meta" and values.get("http-equiv", "").lower() == "refresh":
+                found.append("<meta refresh>")
+            for name, value in values.items():
+                target = value.strip().lower()
+                if name.startswith("on") or name == "srcdoc":
+                    found.append(f"{tag}[{name}]")
+                elif name in ("href", "src", "action", "formaction", "xlink:href", "background", "poster"):
+                    if target.startswith(("javascript:", "vbscript:", "data:text/html")):
+                        found.append(f"{tag}[{name}={value[:40]}]")
+                    elif name != "href" and target.startswith(("http:", "https:", "//")):
+                        found.append(f"{tag}[{name} loads {value[:40]}]")
+
+        def handle_data(self, data: str) -> None:
+            if not self.verbatim and re.search(r"\\(href|url|class|cssId|style|html)\s*\{", data):
+                found.append(f"TeX link in text: {data.strip()[:40]}")
+
+    Finder().feed(markup)
+    return found
+
+
+def notebook_markup(nb: NotebookNode) -> str:
+    """What a viewer renders as HTML from a notebook: Markdown cells and HTML, SVG and Markdown outputs, joined."""
+    parts = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            parts.append(cell.source)
+        for output in cell.get("outputs", []):
+            for mime in ("text/html", "image/svg+xml", "text/markdown", "application/javascript", "text/latex"):
+                if mime in output.get("data", {}):
+                    parts.append(f"<!-- {mime} -->" if mime != "text/html" else "")
+                    parts.append(str(output["data"][mime]) if mime in ("text/html",) else f"<script>{mime}</script>")
+    return "\n".join(parts)

@@ -42,6 +42,8 @@ def test_release_collect_grade_return_and_export(tmp_path: Path, sandbox: bool) 
         f"c.Exchange.cache = {str(tmp_path / 'cache')!r}\n"
         f"c.ExchangeCollect.check_owner = False\n"
         f"c.BoundedExecute.sandbox = {sandbox!r}\n"
+        "from ketamine_course.grading.config import apply_pipeline\n"
+        "apply_pipeline(c)  # again, now that the root is this course\n"
     )
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 

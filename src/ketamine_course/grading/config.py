@@ -59,15 +59,53 @@ def apply_pipeline(c: Config) -> Config:
 
     c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
-    c.Autograde.pre_convert_hook = "ketamine_course.grading.intake.check_submission_hook"
+    _exclude_unsafe_submissions(c)
     c.GenerateFeedback.preprocessors = feedback_preprocessors()
     c.ClearHiddenTests.enforce_metadata = True
     c.ExchangeFactory.collect = "ketamine_course.grading.intake.SafeCollect"
     formgrader_templates = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
     c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(formgrader_templates)]
-    c.HTMLExporter.template_name = "feedback_safe"
+    # nbgrader's 'feedback' template (its API insists on that name), entered through ours: templates/feedback/
+    # comes first on the search path, so feedback_safe.html.j2 and its empty mathjax.html.j2 are found first.
+    c.HTMLExporter.template_name = "feedback"
+    c.HTMLExporter.template_file = "feedback_safe.html.j2"
     c.HTMLExporter.mathjax_url = ""
     return c
+
+
+_REPORTED: set[str] = set()
+
+
+def _exclude_unsafe_submissions(c: Config) -> None:
+    """Keep nbgrader from reading, copying or recording any submission that holds a link, is oversized or has an unsafe id.
+
+    nbgrader copies a submission's files (following links) and records its
+    student id before any preprocessor runs, and it ignores a failing
+    ``pre_convert_hook``; so unsafe submissions are excluded here, when the
+    configuration is loaded, and each is reported with its reason.
+    """
+    import logging
+    import sys
+
+    from .intake import _configured_limits, unsafe_submissions
+
+    root = c.CourseDirectory.get("root")
+    if not root:
+        return
+    submitted = Path(root) / c.CourseDirectory.get("submitted_directory", "submitted")
+    refused = unsafe_submissions(submitted, _configured_limits(c))
+    if not refused:
+        return
+    log = logging.getLogger("ketamine_course.grading")
+    for student, reason in refused.items():
+        shown = student.encode("unicode_escape").decode("ascii")[:80]
+        message = f"Not graded: {shown}: {reason}"
+        if message in _REPORTED:  # nbgrader loads the configuration twice (working folder and course root)
+            continue
+        _REPORTED.add(message)
+        log.error(message) if log.hasHandlers() else print(f"[ketamine-grade | ERROR] {message}", file=sys.stderr)
+    existing = [s for s in str(c.CourseDirectory.get("student_id_exclude", "")).split(",") if s]
+    c.CourseDirectory.student_id_exclude = ",".join(dict.fromkeys(existing + list(refused)))
 
 
 def load_course_config(course_root: Path | None) -> Config:

@@ -17,6 +17,7 @@ from nbformat import NotebookNode, v4
 from traitlets import Bool, Float, Integer
 
 from .intake import Limits
+from .protocol import MAX_RECORD_CHARS, RECORD_MARKER
 from .sandbox import KernelCage, SandboxedKernelManager, SandboxLimits, require_sandbox
 
 __all__ = ["BoundedExecute"]
@@ -68,6 +69,7 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = 0
         self._truncated = False
+        self._record_bytes = 0
         self._stopped: str | None = None
         self._cell_timeout = self.timeout
         if self.sandbox:
@@ -137,5 +139,20 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
             if not self._truncated:
                 self._truncated = True
                 outs.append(v4.new_output("stream", name="stdout", text=f"\n[output beyond {self.max_output_bytes} bytes dropped by the grader]\n"))
-            return None
+            records = self._record_lines(content.get("text")) if msg.get("msg_type") == "stream" else ""
+            if not records:
+                return None
+            msg = {**msg, "content": {**content, "text": records}}
         return super().output(outs, msg, display_id, cell_index)
+
+    def _record_lines(self, text: object) -> str:
+        """The answer-record lines in a stream beyond the output cap: kept (within their own budget) so later questions can be judged."""
+        if not isinstance(text, str) or RECORD_MARKER not in text:
+            return ""
+        lines = [line for line in text.splitlines(keepends=True) if line.startswith(RECORD_MARKER) and len(line) <= MAX_RECORD_CHARS]
+        kept = []
+        for line in lines:
+            self._record_bytes = getattr(self, "_record_bytes", 0) + len(line)
+            if self._record_bytes <= self.max_output_bytes:
+                kept.append(line)
+        return "".join(kept)

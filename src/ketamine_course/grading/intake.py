@@ -9,9 +9,10 @@ instructor can. Every step that takes student files in checks them first
 * :class:`SafeCollect` (``nbgrader collect``) refuses a submission holding
   anything but regular files and folders, one over the size limits, or one
   whose student id is not a plain id, and says which and why;
-* :func:`check_submission_hook` (nbgrader's ``Autograde.pre_convert_hook``)
-  does the same for every folder under ``submitted/`` before nbgrader copies
-  or reads anything, so a submission placed there by hand is checked too.
+* :func:`unsafe_submissions` does the same for every folder under
+  ``submitted/`` when the grading configuration is loaded (see
+  :mod:`ketamine_course.grading.config`), before nbgrader copies, reads or
+  records anything, so a submission placed there by hand is checked too.
 
 A refused submission is reported with its reason; the rest of the class is
 graded.
@@ -26,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SubmissionRefused", "STUDENT_ID", "check_student_id", "check_tree", "check_submission_hook", "SafeCollect", "Limits", "safe_copy_tree"]
+__all__ = ["SubmissionRefused", "STUDENT_ID", "check_student_id", "check_tree", "SafeCollect", "Limits", "safe_copy_tree", "unsafe_submissions"]
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 """A plain student id: letters, digits and ``. _ @ -``, at most 64 characters (a login name or an email address)."""
@@ -164,21 +165,27 @@ def _configured_limits(config: Any) -> dict[str, int]:
     }
 
 
-def check_submission_hook(assignment: str = "", student: str = "", notebooks: Iterable[str] = (), **_: Any) -> None:
-    """nbgrader's ``Autograde.pre_convert_hook``: refuse a submission folder before nbgrader copies or reads it."""
-    paths = [Path(n) for n in notebooks]
-    if not paths:
-        return
-    folder = paths[0].parent
-    check_student_id(folder.parent.name)
-    submitted = folder.parent.parent
-    for part in (submitted, folder.parent):
-        if os.path.islink(part):
-            raise SubmissionRefused(f"{part} is a symbolic link; submissions must be plain folders")
-    from traitlets.config import Application
+def unsafe_submissions(submitted: Path, limits: dict[str, int] | None = None) -> dict[str, str]:
+    """Every student folder under ``submitted/`` that must not be graded, with the reason in words.
 
-    app = Application.instance() if Application.initialized() else None
-    check_tree(folder, **_configured_limits(app.config if app else None))
+    A student is refused when their id is not plain, or when any of their
+    submissions holds a link, a special file, or more than the size limits.
+    Nothing is read but the folders' own entries (``lstat``).
+    """
+    refused: dict[str, str] = {}
+    if not submitted.is_dir():
+        return refused
+    for student in sorted(os.listdir(submitted)):
+        folder = submitted / student
+        try:
+            check_student_id(student)
+            if os.path.islink(folder) or not folder.is_dir():
+                raise SubmissionRefused(f"{student} is a symbolic link or not a folder; submissions must be plain folders")
+            for quiz in sorted(os.listdir(folder)):
+                check_tree(folder / quiz, **(limits or {}))
+        except SubmissionRefused as reason:
+            refused[student] = str(reason)
+    return refused
 
 
 def _collect_base() -> type:

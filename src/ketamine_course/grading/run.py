@@ -24,7 +24,7 @@ import nbformat
 
 from .config import COURSE_ID, grading_config
 from .hidden import _grade_id
-from .intake import SubmissionRefused, check_student_id
+from .intake import SubmissionRefused, _configured_limits, check_student_id, check_tree
 from .tamper import TamperFinding, read_report
 
 __all__ = [
@@ -182,6 +182,7 @@ def grade_class(
         report = root / "reports" / "tamper" / quiz / f"{student_id}.json"
         try:
             check_student_id(student_id)
+            check_tree(root / "submitted" / student_id / quiz, **_configured_limits(config))
             report.unlink(missing_ok=True)
             with _quiet_nbgrader():
                 outcome = api.autograde(quiz, student_id, force=True, create=True)

@@ -74,8 +74,21 @@ def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
     return value
 
 
+_TEX_ACTIVE = re.compile(r"\\(href|url|class|cssId|style|html|unicode|require|data|mmlToken|toggle|action|tooltip)(?![A-Za-z])")
+
+
+def _neutralise_tex(text: str) -> str:
+    """TeX commands with which a page's MathJax would make links, styles or elements (``\\href{javascript:...}``) shown as words."""
+    return _TEX_ACTIVE.sub(lambda m: f"\\text{{{m.group(1)}}}", text)
+
+
 def clean_html(markup: str, *, mathml: bool = False) -> str:
-    """HTML reduced to an allow-list of tags and attributes (optionally MathML too): nothing active survives."""
+    """HTML reduced to an allow-list of tags and attributes (optionally MathML too): nothing active survives.
+
+    TeX commands that MathJax would turn into links or markup are neutralised too,
+    since a viewer that loads MathJax (nbgrader's formgrader) typesets text it finds.
+    """
+    markup = _neutralise_tex(markup)
     tags = _TAGS | _MATHML_TAGS if mathml else _TAGS
     attributes = dict(_ATTRIBUTES)
     if mathml:
@@ -111,6 +124,8 @@ def markdown_to_html(source: str, attachments: dict[str, Any] | None = None) -> 
             images = {mime: data for mime, data in bundle.items() if mime in _RASTER and _valid_base64(data)}
             if images:
                 safe_attachments[str(name)] = images
+    source = _neutralise_tex(source)
+    source = re.sub(r"attachment:([^)\s\"'>]+)", lambda m: m.group(0) if m.group(1) in safe_attachments else "#removed-attachment", source)
     try:
         rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=safe_attachments, exclude_anchor_links=True)).render(source)
     except (InvalidNotebook, RecursionError, ValueError):  # a missing attachment, absurd nesting: show the text

@@ -123,11 +123,26 @@ def _course_root(resources: dict[str, Any]) -> Path | None:
     return folder.parents[2] if len(folder.parents) > 2 and folder.parents[1].name == "submitted" else None
 
 
+def _refuse_unsafe_id(info: dict[str, Any]) -> None:
+    """Last line of defence for an id the configuration could not exclude (nbgrader splits its exclusions on commas)."""
+    from nbgrader.api import Gradebook
+
+    from .intake import SubmissionRefused, check_student_id
+
+    try:
+        check_student_id(str(info.get("student", "")))
+    except SubmissionRefused:
+        with Gradebook(info["db_url"]) as gradebook:
+            gradebook.remove_student(info["student"])  # nbgrader recorded it before any preprocessor ran
+        raise
+
+
 class ReportTampering(_preprocessor_base()):  # type: ignore[misc]
     """First step of sanitizing (before nbgrader restores locked cells): report tampering, once per submission."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         info = resources.get("nbgrader", {})
+        _refuse_unsafe_id(info)
         root = _course_root(resources)
         if root is None:
             return nb, resources
