@@ -228,6 +228,29 @@ PK_PARAMETER_UNITS: Mapping[str, tuple[str, ...]] = {
     "k31": ("1/min", "1/h"),
     "fraction_metabolised": ("fraction",),
     "presystemic_fraction": ("fraction",),
+    # Perez-Ruixo 2021 esketamine/noresketamine population model
+    "FRn": ("fraction",),
+    "FRn_later_device_factor": ("ratio",),
+    "ka_n": ("1/h",),
+    "Dsw": ("h",),
+    "ka_sw": ("1/h",),
+    "Dpo": ("h",),
+    "ka_po": ("1/h",),
+    "Fgut": ("fraction",),
+    "Vc": ("L",),
+    "Q1": ("L/h",),
+    "Vp1": ("L",),
+    "Q2": ("L/h",),
+    "Vp2": ("L",),
+    "Qh": ("L/h",),
+    "Qh_decrease_per_year_over_60": ("L/h/year",),
+    "Vh": ("L",),
+    "kel": ("1/h",),
+    "kmet": ("1/h",),
+    "Vcn": ("L",),
+    "CLn": ("L/h",),
+    "Q3": ("L/h",),
+    "Vpn": ("L",),
 }
 
 
@@ -241,6 +264,12 @@ def _check_pk(row: dict[str, Any]) -> None:
         raise _RowError("value", "must be positive")
     if row["unit"] == "fraction" and row["value"] > 1:
         raise _RowError("value", "a fraction cannot exceed 1")
+
+
+def _check_validity(row: dict[str, Any]) -> None:
+    for low, high in (("age_min_y", "age_max_y"), ("weight_min_kg", "weight_max_kg")):
+        if row[low] is not None and row[high] is not None and row[low] > row[high]:
+            raise _RowError(high, f"is below {low}")
 
 
 def _check_trial(row: dict[str, Any]) -> None:
@@ -326,7 +355,7 @@ SCHEMAS: Mapping[str, TableSpec] = {
             "pk_models",
             (
                 Column("model_id", pattern=_ID),
-                _choice("structure", "one-compartment", "two-compartment", "three-compartment", "metabolite one-compartment", "summary"),
+                _choice("structure", "one-compartment", "two-compartment", "three-compartment", "esketamine and noresketamine population model", "summary"),
                 _text("population"),
                 _text("parameter"),
                 _num("value", 0.0, 10000.0),
@@ -338,6 +367,23 @@ SCHEMAS: Mapping[str, TableSpec] = {
             key=("model_id", "parameter"),
             row_check=_check_pk,
             description="Published and course pharmacokinetic models, one row per parameter.",
+        ),
+        TableSpec(
+            "pk_model_validity",
+            (
+                Column("model_id", pattern=_ID),
+                _num("age_min_y", 0.0, 120.0, required=False),
+                _num("age_max_y", 0.0, 120.0, required=False),
+                _num("weight_min_kg", 0.0, 500.0, required=False),
+                _num("weight_max_kg", 0.0, 500.0, required=False),
+                _text("setting"),
+                _VERIFIED,
+                _SOURCE,
+                _NOTE,
+            ),
+            key=("model_id",),
+            row_check=_check_validity,
+            description="Who and what each pharmacokinetic model was fitted to (its validity range).",
         ),
         TableSpec(
             "concentration_bands",
