@@ -203,6 +203,17 @@ def _check_dose(row: dict[str, Any]) -> None:
         raise _RowError("dose_high", "is below dose_low")
     if typical is not None and not ((lo or 0) <= typical <= hi):
         raise _RowError("typical_dose", f"{typical} lies outside the range")
+    for low, high in (("duration_min_low", "duration_min_high"), ("age_min_y", "age_max_y")):
+        if row[low] is not None and row[high] is not None and row[low] > row[high]:
+            raise _RowError(high, f"is below {low}")
+    if row["delivery"] == "pump" and row["infusion_concentration_mg_per_ml"] is None:
+        raise _RowError("infusion_concentration_mg_per_ml", "a pump regimen needs a stated dilution for its pump rate")
+    if (row["infusion_concentration_mg_per_ml"] is None) != (row["dilution_source_id"] is None):
+        raise _RowError("dilution_source_id", "a stated dilution and its source come together")
+    if row["delivery"] != "pump" and (row["duration_min_high"] is not None or row["infusion_concentration_mg_per_ml"] is not None):
+        raise _RowError("delivery", "only a pump regimen has a maximum duration or an infusion dilution")
+    if row["verified"] in ("partial", "no") and not row["note"]:
+        raise _RowError("note", "a row not fully verified must say what is missing")
 
 
 def _check_vial(row: dict[str, Any]) -> None:
@@ -416,7 +427,14 @@ SCHEMAS: Mapping[str, TableSpec] = {
                 _num("dose_high", 0.0, 1000.0),
                 _text("dose_unit"),
                 _num("typical_dose", 0.0, 1000.0, required=False),
-                _num("duration_min", 0.0, 1440.0, required=False),
+                _choice("delivery", "push", "pump", "im_injection", "nasal_device"),
+                _num("duration_min_low", 0.0, 1440.0, required=False),
+                _num("duration_min_high", 0.0, 1440.0, required=False),
+                _num("max_rate_mg_per_kg_per_min", 0.0, 100.0, required=False),
+                _num("infusion_concentration_mg_per_ml", 0.01, 100.0, required=False),
+                Column("dilution_source_id", "ids", required=False, pattern=rf"{_ID}(;{_ID})*"),
+                _num("age_min_y", 0.0, 120.0, required=False),
+                _num("age_max_y", 0.0, 120.0, required=False),
                 _text("administration"),
                 _VERIFIED,
                 _SOURCE,
@@ -673,13 +691,15 @@ def _load(name: str, folder: Path) -> Table:
     header, rows = _read_rows(spec, path)
     if name != "references":
         known = {r["id"] for r in _load("references", folder)}
+        id_columns = [c.name for c in spec.columns if c.kind == "ids"]
         for number, row in enumerate(rows, start=2):
-            for source_id in row["source_id"].split(";"):
-                if source_id not in known:
-                    raise DataError(
-                        f"data/{spec.filename}, row {number}, column 'source_id': "
-                        f"{source_id!r} is not an id in data/references.csv"
-                    )
+            for column in id_columns:
+                for source_id in (row[column] or "").split(";") if row[column] else ():
+                    if source_id not in known:
+                        raise DataError(
+                            f"data/{spec.filename}, row {number}, column '{column}': "
+                            f"{source_id!r} is not an id in data/references.csv"
+                        )
     frozen = tuple(_FrozenRow(r) for r in rows)
     return Table(name=name, path=path, columns=header, key=spec.key, rows=frozen)
 
