@@ -283,6 +283,18 @@ def _check_validity(row: dict[str, Any]) -> None:
             raise _RowError(high, f"is below {low}")
 
 
+def _check_scope(row: dict[str, Any]) -> None:
+    try:
+        re.compile(row["must_mention"])
+    except re.error as exc:
+        raise _RowError("must_mention", f"is not a regular expression ({exc})") from None
+
+
+def _check_fact(row: dict[str, Any]) -> None:
+    if row["verified"] in UNVERIFIED_LEVELS and not row["note"]:
+        raise _RowError("note", "a fact not fully verified must say what is missing")
+
+
 def _check_trial(row: dict[str, Any]) -> None:
     for lo, hi, est in (("ci_low", "ci_high", "effect"), ("or_ci_low", "or_ci_high", "odds_ratio")):
         if row[lo] is not None and row[hi] is not None:
@@ -540,6 +552,7 @@ SCHEMAS: Mapping[str, TableSpec] = {
                 _NOTE,
             ),
             key=("fact_id",),
+            row_check=_check_fact,
             description="Cited statements the lessons make in prose.",
         ),
         TableSpec(
@@ -553,6 +566,17 @@ SCHEMAS: Mapping[str, TableSpec] = {
             ),
             key=("claim_id",),
             description="Popular claims about ketamine and what the evidence shows (the course's own wording).",
+        ),
+        TableSpec(
+            "citation_scope",
+            (
+                _SOURCE,
+                _text("must_mention"),
+                _text("reason"),
+            ),
+            key=("source_id",),
+            row_check=_check_scope,
+            description="What a claim citing a source must mention (species, drug, design), so a citation cannot claim more than its source.",
         ),
         TableSpec(
             "constants",
