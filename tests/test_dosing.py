@@ -135,19 +135,20 @@ def test_the_microgram_hint_only_fits_a_number_that_would_be_micrograms() -> Non
     ("kwargs", "message"),
     [
         # the 40-minute research infusion as a 2-minute push, a bolus, or a 24-hour infusion
-        (dict(regimen_id="antidepressant_research_iv", duration_min=2), r"2 min is too fast .* at least 40 min \[fava2020; berman2000\]"),
-        (dict(regimen_id="antidepressant_research_iv", duration_min=0), r"not given as a bolus: it is an infusion on a pump over 40 min"),
-        (dict(regimen_id="antidepressant_research_iv", duration_min=1440), r"1440 min is longer than .* allows"),
+        ({"regimen_id": "antidepressant_research_iv", "duration_min": 2}, r"2 min is too fast .* at least 40 min \[fava2020; berman2000\]"),
+        ({"regimen_id": "antidepressant_research_iv", "duration_min": 0}, r"not given as a bolus: it is an infusion on a pump over 40 min"),
+        ({"regimen_id": "antidepressant_research_iv", "duration_min": 1440}, r"1440 min is longer than .* allows"),
         # an adult regimen for a neonate
-        (dict(regimen_id="antidepressant_research_iv", age_y=0), r"is for adults \(18 years and over\) .*an age of 0 years is outside it"),
+        ({"regimen_id": "antidepressant_research_iv", "age_y": 0}, r"is for adults \(18 years and over\) .*an age of 0 years is outside it"),
         # Ketalar IV must be injected over 60 seconds
-        (dict(regimen_id="ketalar_iv_induction", per_kg=2, duration_min=0), r"not given as a bolus: .*over at least 60 seconds \[ketalar_pi\]"),
-        (dict(regimen_id="ketalar_iv_induction", per_kg=2, duration_min=0.5), r"0.5 min is too fast .*at least 60 seconds"),
-        (dict(regimen_id="ketalar_iv_induction_slow", per_kg=2, duration_min=2), r"at least 4 min \[ketalar_pi_summary\]"),
-        (dict(regimen_id="ketalar_im_induction", per_kg=10, duration_min=40), r"intramuscular injection, which has no infusion time"),
+        ({"regimen_id": "ketalar_iv_induction", "per_kg": 2, "duration_min": 0}, r"not given as a bolus: .*over at least 60 seconds \[ketalar_pi\]"),
+        ({"regimen_id": "ketalar_iv_induction", "per_kg": 2, "duration_min": 0.5}, r"0.5 min is too fast .*at least 60 seconds"),
+        ({"regimen_id": "ketalar_iv_induction_slow", "per_kg": 2, "duration_min": 2}, r"at least 4 min \[ketalar_pi_summary\]"),
+        ({"regimen_id": "ketalar_im_induction", "per_kg": 10, "duration_min": 40}, r"intramuscular injection, which has no infusion time"),
     ],
 )
 def test_the_tool_refuses_what_the_source_does_not_allow(kwargs, message) -> None:
+    kwargs = dict(kwargs)  # the parameter is shared between runs: do not mutate it
     per_kg = kwargs.pop("per_kg", 0.5)
     regimen_id = kwargs.pop("regimen_id")
     with pytest.raises(DoseInputError, match=message):
