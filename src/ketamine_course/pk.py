@@ -693,6 +693,7 @@ def esketamine_model(age_y: float = 45.0, weight_kg: float = 70.0) -> Esketamine
 
 # Doses the model was fitted to (``pk_model_validity.csv``: setting); the model refuses others.
 _ESK_DOSE_RANGE_MG = {"intranasal": (14.0, 112.0), "iv": (28.0, 28.0), "oral": (84.0, 84.0)}
+_ESK_ROUTE_WORDS = {"intranasal": "intranasal", "iv": "IV", "oral": "oral-solution"}
 
 
 def _check_esketamine_dose(dose: EsketamineDose) -> None:
@@ -700,7 +701,7 @@ def _check_esketamine_dose(dose: EsketamineDose) -> None:
     if not (low - 1e-9 <= dose.amount_mg <= high + 1e-9):
         studied = f"{low:g}-{high:g} mg" if low != high else f"{low:g} mg only"
         raise ModelRangeError(
-            f"The esketamine model was fitted to {dose.route} doses of {studied}; {dose.amount_mg:g} mg lies outside "
+            f"The esketamine model was fitted to {_ESK_ROUTE_WORDS[dose.route]} doses of {studied}; {dose.amount_mg:g} mg lies outside "
             f"what it was fitted to {cite_model(ESKETAMINE_MODEL_ID)}"
         )
 
