@@ -87,7 +87,7 @@ def _reference_years() -> set[str]:
 
 
 # Numbers a lesson may state that are not facts about ketamine: unit conversions, exercise inputs and worked results.
-_WORKED = {"1000", "82", "41", "4.1", "6.15", "140", "17.5", "175", "12.5", "12:00", "10:00", "60"}
+_WORKED = {"1000", "82", "41", "4.1", "61.5", "140", "17.5", "175", "12.5", "12:00", "10:00", "60"}
 
 
 def _numbers_not_in_data(markdown: str) -> set[str]:

@@ -128,18 +128,80 @@ def test_published_observation_zarate_infusion_peak() -> None:
     assert summary.tmax_h == pytest.approx(40 / 60, abs=0.01)  # peaks as the infusion ends
 
 
-def test_norketamine_forms_and_peaks_later_than_ketamine() -> None:
-    model = pk.compartment_model("clements_2cmt", 70)
-    t = np.linspace(0, 12, 1441)
-    result = pk.simulate(model, [pk.Dose(0, 35, 40 / 60)], t, metabolite=pk.norketamine_metabolite())
-    assert result.metabolite_ng_per_ml is not None
-    assert t[np.argmax(result.metabolite_ng_per_ml)] > t[np.argmax(result.conc_ng_per_ml)]
-    # Oral dosing forms more norketamine per unit of ketamine exposure (first pass).
-    f, ka = pk.route_absorption("oral")
-    oral = pk.simulate(model, [pk.Dose(0, 35, bioavailability=f, ka_per_h=ka)], t, pk.norketamine_metabolite())
-    ratio_oral = np.trapezoid(oral.metabolite_ng_per_ml, t) / np.trapezoid(oral.conc_ng_per_ml, t)
-    ratio_iv = np.trapezoid(result.metabolite_ng_per_ml, t) / np.trapezoid(result.conc_ng_per_ml, t)
-    assert ratio_oral > 2 * ratio_iv
+# Perez-Ruixo et al. 2021 (Clin Pharmacokinet 60:501) Table 4: model-based typical exposures of non-Asian
+# (Caucasian) adults after one intranasal session, as transcribed in the nlmixr2lib encoding of the model
+# (vignette PerezRuixo_2020_esketamine, "Published Table 4 values transcribed verbatim").
+# (age, dose mg): esketamine Cmax ng/mL, esketamine AUC0-24 ng.h/mL, noresketamine Cmax, noresketamine AUC0-24
+PEREZ_RUIXO_TABLE_4 = {
+    (45, 28): (43.8, 147.3, 59.1, 274.4),
+    (45, 56): (72.5, 254.7, 119.7, 516.3),
+    (45, 84): (101.0, 362.2, 180.0, 758.0),
+    (70, 28): (44.6, 160.4, 57.3, 277.9),
+    (70, 56): (73.8, 275.8, 117.2, 522.0),
+    (70, 84): (102.7, 391.2, 177.0, 765.9),
+}
+
+
+@pytest.mark.parametrize(("age_y", "dose_mg"), list(PEREZ_RUIXO_TABLE_4))
+def test_esketamine_model_reproduces_the_papers_table_4(age_y, dose_mg) -> None:
+    """Esketamine Cmax and AUC0-24 and noresketamine Cmax within 10% of the paper's own Table 4."""
+    cmax, auc, nor_cmax, nor_auc = PEREZ_RUIXO_TABLE_4[(age_y, dose_mg)]
+    t = np.linspace(0, 24, 4801)
+    result = pk.simulate_esketamine([pk.EsketamineDose(0, dose_mg)], t, age_y=age_y)
+    parent, metabolite = pk.summarize(t, result.esketamine_ng_per_ml), pk.summarize(t, result.noresketamine_ng_per_ml)
+    assert parent.cmax_ng_per_ml == pytest.approx(cmax, rel=0.10)
+    assert parent.auc_ng_h_per_ml == pytest.approx(auc, rel=0.10)
+    assert metabolite.cmax_ng_per_ml == pytest.approx(nor_cmax, rel=0.10)
+    # Known and taught: the apparent noresketamine parameters as printed overstate the 24 h AUC
+    # by about (kel + kmet) / kmet = 1.4; the nlmixr2lib authors report the same.
+    assert 1.3 < metabolite.auc_ng_h_per_ml / nor_auc < 1.6
+
+
+def test_esketamine_model_derived_values_and_metabolite_timing() -> None:
+    model = pk.esketamine_model()
+    assert model.clearance_l_per_h == pytest.approx(109, rel=0.01)  # pk_parameters: systemic CL = Qh x E
+    t = np.linspace(0, 12, 2401)
+    iv = pk.simulate_esketamine([pk.EsketamineDose(0, 28, "iv", 40 / 60)], t)
+    parent_peak, metabolite_peak = t[np.argmax(iv.esketamine_ng_per_ml)], t[np.argmax(iv.noresketamine_ng_per_ml)]
+    assert parent_peak == pytest.approx(40 / 60, abs=0.01)
+    # the metabolite peaks within about 0.5-1.5 h of the end of the infusion, not hours later
+    assert 0.5 <= metabolite_peak - 40 / 60 <= 1.5
+
+
+def test_esketamine_twice_weekly_does_not_accumulate_and_has_a_slow_tail() -> None:
+    t = np.linspace(0, 24 * 7, 4033)
+    sessions = [pk.EsketamineDose(0, 56), pk.EsketamineDose(24 * 3.5, 56)]
+    both = pk.simulate_esketamine(sessions, t)
+    first = pk.simulate_esketamine(sessions[:1], t)
+    second_peak = both.esketamine_ng_per_ml[t >= 24 * 3.5].max()
+    assert second_peak == pytest.approx(first.esketamine_ng_per_ml.max(), rel=0.02)
+    # 12 h after one session the multi-compartment model keeps a few ng/mL (terminal phase)
+    assert 0 < float(np.interp(12, t, first.esketamine_ng_per_ml)) < 10
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: pk.esketamine_model(weight_kg=3), "39-170 kg"),
+        (lambda: pk.esketamine_model(age_y=12), "18-86 years"),
+        (lambda: pk.simulate_esketamine([pk.EsketamineDose(0, 140)], [0, 1]), "14-112 mg"),
+        (lambda: pk.simulate_esketamine([pk.EsketamineDose(0, 56, "iv", 1)], [0, 1]), "28 mg only"),
+        (lambda: pk.compartment_model("hijazi_2cmt", 70, age_y=8), "at least 18 years"),
+    ],
+)
+def test_models_refuse_people_and_doses_outside_what_they_were_fitted_to(call, message) -> None:
+    with pytest.raises(pk.ModelRangeError, match=message):
+        call()
+
+
+def test_a_model_warns_in_words_where_its_weight_range_was_not_seen() -> None:
+    with pytest.warns(pk.ModelRangeWarning, match="extrapolation"):
+        pk.compartment_model("hijazi_2cmt", 40)
+
+
+def test_every_model_has_a_validity_row() -> None:
+    ids = {r["model_id"] for r in load_table("pk_models") if r["structure"] != "summary"}
+    assert ids <= {r["model_id"] for r in load_table("pk_model_validity")}
 
 
 def test_extravascular_simulation_matches_bateman() -> None:
@@ -227,9 +289,8 @@ def test_concentrations_are_never_negative_and_fall_after_the_last_dose(model_id
     dose_list = _doses(schedule)
     last_input_ends = max(d.time_h + d.duration_h for d in dose_list)
     t = np.linspace(0, 72, 721)
-    result = pk.simulate(model, dose_list, t, metabolite=pk.norketamine_metabolite())
+    result = pk.simulate(model, dose_list, t)
     assert np.all(result.conc_ng_per_ml >= 0)
-    assert np.all(result.metabolite_ng_per_ml >= 0)
     if all(d.ka_per_h is None for d in dose_list):
         # IV only: once input stops, every compartment drains and plasma falls monotonically.
         after = result.conc_ng_per_ml[t > last_input_ends]

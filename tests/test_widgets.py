@@ -24,8 +24,10 @@ def calculator() -> DoseCalculator:
 
 def test_dose_calculator_starts_on_the_research_infusion(calculator) -> None:
     shown = _text(calculator.result.value)
-    assert "Dose: 35 mg" in shown and "Volume: 3.5 mL" in shown and "Pump rate: 5.25 mL/h" in shown
+    assert "Dose: 35 mg" in shown and "Volume: 3.5 mL" in shown
+    assert "Pump rate: 52.5 mL/h over 40 min, diluted to 1 mg/mL (35 mL in all) [ketalar_pi]" in shown
     assert "[fava2020; berman2000]" in shown
+    assert "infusion pump over 40 min" in _text(calculator.how_given.value)
     assert "teaching only" in calculator.widget.children[0].value.lower()
 
 
@@ -36,7 +38,34 @@ def test_moving_the_weight_slider_updates_dose_volume_and_rate(calculator) -> No
     assert calculator.weight_text.value == 72
     calculator.weight_slider.value = 82
     shown = _text(calculator.result.value)
-    assert "Dose: 41 mg" in shown and "Volume: 4.1 mL" in shown and "Pump rate: 6.15 mL/h" in shown
+    assert "Dose: 41 mg" in shown and "Volume: 4.1 mL" in shown and "Pump rate: 61.5 mL/h" in shown
+
+
+def test_a_typed_weight_keeps_its_decimals(calculator) -> None:
+    calculator.weight_text.value = 70.5
+    calculator.weight_slider.value = 71  # what the browser's slider sends back after snapping to its 1 kg step
+    assert calculator.weight_text.value == 70.5
+    assert "Dose: 35.25 mg" in _text(calculator.result.value)
+    calculator.weight_slider.value = 75  # a real slider move still wins
+    assert calculator.weight_text.value == 75
+
+
+def test_every_documented_input_does_what_it_says(calculator) -> None:
+    calculator.duration_text.value = 0  # "0 = bolus": refused for the 40-minute infusion, with the limit and its source
+    shown = _text(calculator.result.value)
+    assert "Pump rate" not in shown
+    assert "not given as a bolus: it is an infusion on a pump over 40 min [fava2020; berman2000]" in shown
+    calculator.duration_text.value = 1440
+    assert "longer than" in _text(calculator.result.value)
+    calculator.duration_text.value = 40
+    calculator.age_text.value = 0
+    assert "is for adults (18 years and over)" in _text(calculator.result.value)
+    calculator.age_text.value = 40
+    calculator.regimen_dropdown.value = "ketalar_iv_induction"
+    shown = _text(calculator.result.value)
+    assert "Inject over: 1 min" in shown and "Pump rate" not in shown and "840 mL/h" not in shown
+    calculator.duration_text.value = 0
+    assert "not given as a bolus" in _text(calculator.result.value)
 
 
 def test_typing_a_weight_moves_the_slider_and_out_of_range_shows_the_limit(calculator) -> None:
@@ -50,7 +79,7 @@ def test_typing_a_weight_moves_the_slider_and_out_of_range_shows_the_limit(calcu
     assert "400 lb is 181.4 kg" in shown
     assert calculator.weight_slider.value == 64, "the slider keeps the last valid weight"
     calculator.weight_text.value = -5
-    assert "must be greater than zero" in _text(calculator.result.value)
+    assert "The weight (weight_kg) must be more than 0 kg; you gave -5 kg" in _text(calculator.result.value)
 
 
 def test_dose_in_micrograms_and_wrong_vial_are_explained(calculator) -> None:

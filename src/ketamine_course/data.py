@@ -203,6 +203,17 @@ def _check_dose(row: dict[str, Any]) -> None:
         raise _RowError("dose_high", "is below dose_low")
     if typical is not None and not ((lo or 0) <= typical <= hi):
         raise _RowError("typical_dose", f"{typical} lies outside the range")
+    for low, high in (("duration_min_low", "duration_min_high"), ("age_min_y", "age_max_y")):
+        if row[low] is not None and row[high] is not None and row[low] > row[high]:
+            raise _RowError(high, f"is below {low}")
+    if row["delivery"] == "pump" and row["infusion_concentration_mg_per_ml"] is None:
+        raise _RowError("infusion_concentration_mg_per_ml", "a pump regimen needs a stated dilution for its pump rate")
+    if (row["infusion_concentration_mg_per_ml"] is None) != (row["dilution_source_id"] is None):
+        raise _RowError("dilution_source_id", "a stated dilution and its source come together")
+    if row["delivery"] != "pump" and (row["duration_min_high"] is not None or row["infusion_concentration_mg_per_ml"] is not None):
+        raise _RowError("delivery", "only a pump regimen has a maximum duration or an infusion dilution")
+    if row["verified"] in ("partial", "no") and not row["note"]:
+        raise _RowError("note", "a row not fully verified must say what is missing")
 
 
 def _check_vial(row: dict[str, Any]) -> None:
@@ -228,6 +239,29 @@ PK_PARAMETER_UNITS: Mapping[str, tuple[str, ...]] = {
     "k31": ("1/min", "1/h"),
     "fraction_metabolised": ("fraction",),
     "presystemic_fraction": ("fraction",),
+    # Perez-Ruixo 2021 esketamine/noresketamine population model
+    "FRn": ("fraction",),
+    "FRn_later_device_factor": ("ratio",),
+    "ka_n": ("1/h",),
+    "Dsw": ("h",),
+    "ka_sw": ("1/h",),
+    "Dpo": ("h",),
+    "ka_po": ("1/h",),
+    "Fgut": ("fraction",),
+    "Vc": ("L",),
+    "Q1": ("L/h",),
+    "Vp1": ("L",),
+    "Q2": ("L/h",),
+    "Vp2": ("L",),
+    "Qh": ("L/h",),
+    "Qh_decrease_per_year_over_60": ("L/h/year",),
+    "Vh": ("L",),
+    "kel": ("1/h",),
+    "kmet": ("1/h",),
+    "Vcn": ("L",),
+    "CLn": ("L/h",),
+    "Q3": ("L/h",),
+    "Vpn": ("L",),
 }
 
 
@@ -241,6 +275,24 @@ def _check_pk(row: dict[str, Any]) -> None:
         raise _RowError("value", "must be positive")
     if row["unit"] == "fraction" and row["value"] > 1:
         raise _RowError("value", "a fraction cannot exceed 1")
+
+
+def _check_validity(row: dict[str, Any]) -> None:
+    for low, high in (("age_min_y", "age_max_y"), ("weight_min_kg", "weight_max_kg")):
+        if row[low] is not None and row[high] is not None and row[low] > row[high]:
+            raise _RowError(high, f"is below {low}")
+
+
+def _check_scope(row: dict[str, Any]) -> None:
+    try:
+        re.compile(row["must_mention"])
+    except re.error as exc:
+        raise _RowError("must_mention", f"is not a regular expression ({exc})") from None
+
+
+def _check_fact(row: dict[str, Any]) -> None:
+    if row["verified"] in UNVERIFIED_LEVELS and not row["note"]:
+        raise _RowError("note", "a fact not fully verified must say what is missing")
 
 
 def _check_trial(row: dict[str, Any]) -> None:
@@ -326,7 +378,7 @@ SCHEMAS: Mapping[str, TableSpec] = {
             "pk_models",
             (
                 Column("model_id", pattern=_ID),
-                _choice("structure", "one-compartment", "two-compartment", "three-compartment", "metabolite one-compartment", "summary"),
+                _choice("structure", "one-compartment", "two-compartment", "three-compartment", "esketamine and noresketamine population model", "summary"),
                 _text("population"),
                 _text("parameter"),
                 _num("value", 0.0, 10000.0),
@@ -338,6 +390,23 @@ SCHEMAS: Mapping[str, TableSpec] = {
             key=("model_id", "parameter"),
             row_check=_check_pk,
             description="Published and course pharmacokinetic models, one row per parameter.",
+        ),
+        TableSpec(
+            "pk_model_validity",
+            (
+                Column("model_id", pattern=_ID),
+                _num("age_min_y", 0.0, 120.0, required=False),
+                _num("age_max_y", 0.0, 120.0, required=False),
+                _num("weight_min_kg", 0.0, 500.0, required=False),
+                _num("weight_max_kg", 0.0, 500.0, required=False),
+                _text("setting"),
+                _VERIFIED,
+                _SOURCE,
+                _NOTE,
+            ),
+            key=("model_id",),
+            row_check=_check_validity,
+            description="Who and what each pharmacokinetic model was fitted to (its validity range).",
         ),
         TableSpec(
             "concentration_bands",
@@ -370,7 +439,14 @@ SCHEMAS: Mapping[str, TableSpec] = {
                 _num("dose_high", 0.0, 1000.0),
                 _text("dose_unit"),
                 _num("typical_dose", 0.0, 1000.0, required=False),
-                _num("duration_min", 0.0, 1440.0, required=False),
+                _choice("delivery", "push", "pump", "im_injection", "nasal_device"),
+                _num("duration_min_low", 0.0, 1440.0, required=False),
+                _num("duration_min_high", 0.0, 1440.0, required=False),
+                _num("max_rate_mg_per_kg_per_min", 0.0, 100.0, required=False),
+                _num("infusion_concentration_mg_per_ml", 0.01, 100.0, required=False),
+                Column("dilution_source_id", "ids", required=False, pattern=rf"{_ID}(;{_ID})*"),
+                _num("age_min_y", 0.0, 120.0, required=False),
+                _num("age_max_y", 0.0, 120.0, required=False),
                 _text("administration"),
                 _VERIFIED,
                 _SOURCE,
@@ -476,6 +552,7 @@ SCHEMAS: Mapping[str, TableSpec] = {
                 _NOTE,
             ),
             key=("fact_id",),
+            row_check=_check_fact,
             description="Cited statements the lessons make in prose.",
         ),
         TableSpec(
@@ -489,6 +566,17 @@ SCHEMAS: Mapping[str, TableSpec] = {
             ),
             key=("claim_id",),
             description="Popular claims about ketamine and what the evidence shows (the course's own wording).",
+        ),
+        TableSpec(
+            "citation_scope",
+            (
+                _SOURCE,
+                _text("must_mention"),
+                _text("reason"),
+            ),
+            key=("source_id",),
+            row_check=_check_scope,
+            description="What a claim citing a source must mention (species, drug, design), so a citation cannot claim more than its source.",
         ),
         TableSpec(
             "constants",
@@ -627,13 +715,15 @@ def _load(name: str, folder: Path) -> Table:
     header, rows = _read_rows(spec, path)
     if name != "references":
         known = {r["id"] for r in _load("references", folder)}
+        id_columns = [c.name for c in spec.columns if c.kind == "ids"]
         for number, row in enumerate(rows, start=2):
-            for source_id in row["source_id"].split(";"):
-                if source_id not in known:
-                    raise DataError(
-                        f"data/{spec.filename}, row {number}, column 'source_id': "
-                        f"{source_id!r} is not an id in data/references.csv"
-                    )
+            for column in id_columns:
+                for source_id in (row[column] or "").split(";") if row[column] else ():
+                    if source_id not in known:
+                        raise DataError(
+                            f"data/{spec.filename}, row {number}, column '{column}': "
+                            f"{source_id!r} is not an id in data/references.csv"
+                        )
     frozen = tuple(_FrozenRow(r) for r in rows)
     return Table(name=name, path=path, columns=header, key=spec.key, rows=frozen)
 

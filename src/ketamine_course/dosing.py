@@ -38,9 +38,10 @@ __all__ = [
 ]
 
 DISCLAIMER = (
-    "For teaching only. These calculations illustrate published ranges; they are not medical advice "
-    "and must not be used to dose, treat or monitor any person. Ketamine and esketamine are given "
-    "only by qualified clinicians under the product label, local protocols and monitoring."
+    "For teaching only. These calculations illustrate published ranges (labels, guidelines and research "
+    "protocols, each marked as such); they are not medical advice and must not be used to dose, treat or "
+    "monitor any person. Ketamine and esketamine are given only by qualified clinicians, with monitoring, "
+    "within a product's label or, for off-label uses, under their own protocols."
 )
 
 POUNDS_PER_KG = 2.20462262185
@@ -48,7 +49,13 @@ POUNDS_PER_KG = 2.20462262185
 
 
 class DoseInputError(ValueError):
-    """An input to a dose calculation is missing, nonsensical or outside its labelled range."""
+    """An input to a dose calculation is missing, nonsensical or outside its labelled range.
+
+    Messages are sentences in the learner's words: they start with a capital letter.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message[:1].upper() + message[1:])
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,47 @@ class Regimen:
     dose_high: float
     dose_unit: str
     typical_dose: float | None
-    duration_min: float | None
+    delivery: str
+    duration_min_low: float | None
+    duration_min_high: float | None
+    max_rate_mg_per_kg_per_min: float | None
+    infusion_concentration_mg_per_ml: float | None
+    dilution_source_id: str | None
+    age_min_y: float | None
+    age_max_y: float | None
+    administration: str
     source_id: str
     verified: str
     note: str | None = field(default=None, compare=False)
+
+    @property
+    def duration_min(self) -> float | None:
+        """The regimen's own duration when its source fixes one (40 min for the research infusion), else None."""
+        if self.duration_min_low is not None and self.duration_min_low == self.duration_min_high:
+            return self.duration_min_low
+        return None
+
+    @property
+    def duration_text(self) -> str:
+        """How long the source says the dose takes, in words."""
+        low, high = self.duration_min_low, self.duration_min_high
+        if low is None and high is None:
+            return "no duration given by the source"
+        if low == high:
+            return f"over {_fmt(low)} min"  # type: ignore[arg-type]
+        if high is None:
+            return f"over at least {_minutes(low)}"  # type: ignore[arg-type]
+        return f"over {_fmt(low or 0)}-{_fmt(high)} min"
+
+    @property
+    def who_text(self) -> str:
+        """Who the source's range is for, e.g. 'adults (18 years and over)'; empty if the source states no age."""
+        low, high = self.age_min_y, self.age_max_y
+        if low is None and high is None:
+            return ""
+        if high is None:
+            return "adults (18 years and over)" if low == 18 else f"people aged {_fmt(low)} years and over"  # type: ignore[arg-type]
+        return f"people aged {_fmt(low or 0)}-{_fmt(high)} years"
 
     @property
     def description(self) -> str:
@@ -86,6 +130,19 @@ class Regimen:
 def _fmt(value: float) -> str:
     """Format a number without a trailing '.0'."""
     return f"{value:g}"
+
+
+def _minutes(value: float) -> str:
+    """'1 min' -> '60 seconds'; other values in minutes."""
+    return "60 seconds" if value == 1 else f"{_fmt(value)} min"
+
+
+_DELIVERY_WORDS = {
+    "push": "a slow injection by hand",
+    "pump": "an infusion on a pump",
+    "im_injection": "an intramuscular injection",
+    "nasal_device": "a nasal spray device",
+}
 
 
 def regimen(regimen_id: str | Regimen) -> Regimen:
@@ -116,21 +173,39 @@ def regimens(dose_basis: str | None = None) -> list[Regimen]:
 # --------------------------------------------------------------------------
 
 
+_WORDS = {
+    "weight_kg": "The weight",
+    "weight_lb": "The weight",
+    "dose_mg_per_kg": "The dose",
+    "rate_mg_per_kg_per_h": "The infusion rate",
+    "concentration_mg_per_ml": "The vial strength",
+    "dose_mg": "The dose",
+    "duration_h": "The duration",
+    "duration_min": "The duration",
+    "session_dose_mg": "The session dose",
+    "age_y": "The age",
+}
+
+
 def _number(name: str, value: object, unit: str) -> float:
-    """Return ``value`` as a float if it is a finite, positive real number; else raise."""
+    """Return ``value`` as a float if it is a finite, positive real number; else raise in the learner's words.
+
+    The message names the quantity in words and keeps the argument name in brackets for readers of the code.
+    """
+    what = f"{_WORDS.get(name, name)} ({name})"
     if isinstance(value, bool) or not isinstance(value, Real):
-        shown = f"{type(value).__name__} {value!r}"
+        shown = "nothing" if value is None else f"{type(value).__name__} {value!r}"
         hint = ""
         if isinstance(value, str):
-            hint = f"; give the number alone, in {unit} (e.g. 70, not '70 kg')"
-        raise DoseInputError(f"{name} must be a number in {unit}; got {shown}{hint}")
+            hint = f"; type the number alone, in {unit} (e.g. 70, not '70 kg')"
+        raise DoseInputError(f"{what} must be a number in {unit}; got {shown}{hint}")
     number = float(value)
     if math.isnan(number):
-        raise DoseInputError(f"{name} is not a number (NaN); enter a value in {unit}")
+        raise DoseInputError(f"{what} is not a number (NaN); type a value in {unit}")
     if math.isinf(number):
-        raise DoseInputError(f"{name} is infinite; enter a finite value in {unit}")
+        raise DoseInputError(f"{what} is infinite; type a finite value in {unit}")
     if number <= 0:
-        raise DoseInputError(f"{name} must be greater than zero; got {_fmt(number)} {unit}")
+        raise DoseInputError(f"{what} must be more than 0 {unit}; you gave {_fmt(number)} {unit}")
     return number
 
 
@@ -140,7 +215,7 @@ def _weight(weight_kg: object) -> float:
     source = cite("course_model")
     if weight < low:
         raise DoseInputError(
-            f"weight_kg = {_fmt(weight)} kg is below the course's input limit of {_fmt(low)} kg {source}; "
+            f"A weight of {_fmt(weight)} kg is below the course's input limit of {_fmt(low)} kg {source}; "
             "check the entry (weights are in kilograms)"
         )
     if weight > high:
@@ -148,28 +223,48 @@ def _weight(weight_kg: object) -> float:
         if low <= weight / POUNDS_PER_KG <= high:
             hint = f"; if that was pounds, {_fmt(weight)} lb is {weight / POUNDS_PER_KG:.1f} kg"
         raise DoseInputError(
-            f"weight_kg = {_fmt(weight)} kg is above the course's input limit of {_fmt(high)} kg {source}{hint}"
+            f"A weight of {_fmt(weight)} kg is above the course's input limit of {_fmt(high)} kg {source}{hint}"
         )
     return weight
 
 
+def _microgram_hint(value: float, plan: Regimen) -> str:
+    """A 'did you enter micrograms?' hint, only when value/1000 would fall inside the range (so it fits the number typed)."""
+    if plan.dose_low is None or not plan.dose_low <= value / 1000 <= plan.dose_high:
+        return ""
+    unit = plan.dose_unit.replace("mg", "ug", 1)
+    return f"; did you enter micrograms? {_fmt(value)} {unit} is {_fmt(value / 1000)} {plan.dose_unit}"
+
+
 def _in_range(name: str, value: float, plan: Regimen) -> None:
     source = cite(plan.source_id)
+    what = _WORDS.get(name, name)
     if plan.dose_low is not None and value < plan.dose_low:
         raise DoseInputError(
-            f"{name} = {_fmt(value)} {plan.dose_unit} is below the minimum of {_fmt(plan.dose_low)} {plan.dose_unit} "
+            f"{what} of {_fmt(value)} {plan.dose_unit} is below the minimum of {_fmt(plan.dose_low)} {plan.dose_unit} "
             f"for {plan.description}, range {plan.range_text} {source}"
         )
     if value > plan.dose_high:
-        hint = ""
-        if plan.dose_unit.startswith("mg/kg") and value / 1000 <= plan.dose_high:
-            hint = f"; did you enter micrograms? {_fmt(value)} ug/kg is {_fmt(value / 1000)} mg/kg"
-        elif plan.dose_unit == "mg" and value / 1000 <= plan.dose_high:
-            hint = f"; did you enter micrograms? {_fmt(value)} ug is {_fmt(value / 1000)} mg"
         raise DoseInputError(
-            f"{name} = {_fmt(value)} {plan.dose_unit} is above the maximum of {_fmt(plan.dose_high)} {plan.dose_unit} "
-            f"for {plan.description}, range {plan.range_text} {source}{hint}"
+            f"{what} of {_fmt(value)} {plan.dose_unit} is above the maximum of {_fmt(plan.dose_high)} {plan.dose_unit} "
+            f"for {plan.description}, range {plan.range_text} {source}{_microgram_hint(value, plan)}"
         )
+
+
+def _age(age_y: object, plan: Regimen) -> float | None:
+    """Check an age against the ages the regimen's source covers (``None``: not given, not checked)."""
+    if age_y is None:
+        return None
+    if isinstance(age_y, bool) or not isinstance(age_y, Real) or not math.isfinite(float(age_y)) or float(age_y) < 0:
+        raise DoseInputError(f"The age (age_y) must be a number of years, 0 or more; got {age_y!r}")
+    age = float(age_y)
+    low, high = plan.age_min_y, plan.age_max_y
+    if (low is not None and age < low) or (high is not None and age > high):
+        raise DoseInputError(
+            f"{plan.description} is for {plan.who_text} {cite(plan.source_id)}; an age of {_fmt(age)} years is outside it, "
+            "and the course does not extrapolate a range to people its source does not cover"
+        )
+    return age
 
 
 def _basis(plan: Regimen, expected: str, what: str) -> None:
@@ -235,6 +330,11 @@ def _vial(concentration_mg_per_ml: object) -> Mapping[str, Any]:
     )
 
 
+def _solution_volume_ml(dose_mg: float, concentration_mg_per_ml: float) -> float:
+    """Volume of a solution of any stated strength (a vial or a labelled dilution)."""
+    return _number("dose_mg", dose_mg, "mg") / _number("concentration_mg_per_ml", concentration_mg_per_ml, "mg/mL")
+
+
 def volume_ml(dose_mg: float, concentration_mg_per_ml: float) -> float:
     """Volume in mL = dose (mg) / vial concentration (mg/mL); the concentration must be a labelled strength.
 
@@ -256,7 +356,7 @@ def infusion_rate_ml_per_h(dose_mg: float, duration_h: float, concentration_mg_p
     longest = constant("max_infusion_duration_h")
     if duration > longest:
         raise DoseInputError(
-            f"duration_h = {_fmt(duration)} h is above the course's input limit of {_fmt(longest)} h "
+            f"A duration of {_fmt(duration)} h is above the course's input limit of {_fmt(longest)} h "
             f"{cite('course_model')}; did you enter minutes? {_fmt(duration)} min is {duration / 60:.3g} h"
         )
     return volume_ml(dose_mg, concentration_mg_per_ml) / duration
@@ -293,7 +393,7 @@ def esketamine_devices(session_dose_mg: float, regimen_id: str | Regimen = "spra
     allowed = esketamine_session_doses_mg(plan)
     if not any(math.isclose(dose, a) for a in allowed):
         raise DoseInputError(
-            f"session_dose_mg = {_fmt(dose)} mg is not a labelled session dose for {plan.description}; "
+            f"A session dose of {_fmt(dose)} mg is not a labelled session dose for {plan.description}; "
             f"sessions are {' or '.join(_fmt(a) for a in allowed)} mg {cite(plan.source_id)}"
         )
     per_device = float(load_table("vials").row("spravato_device")["amount_per_device_mg"])
@@ -302,7 +402,13 @@ def esketamine_devices(session_dose_mg: float, regimen_id: str | Regimen = "spra
 
 @dataclass(frozen=True)
 class DoseCalculation:
-    """A worked weight-based dose: what the dose widget shows."""
+    """A worked weight-based dose: what the dose widget shows.
+
+    ``volume_ml`` is drawn from the vial. For a pump regimen the dose is
+    diluted to the regimen's stated ``infusion_concentration_mg_per_ml`` and
+    run at ``rate_ml_per_h``; for a push, ``duration_min`` is how long the
+    injection takes and there is no pump rate.
+    """
 
     regimen: Regimen
     weight_kg: float
@@ -311,8 +417,54 @@ class DoseCalculation:
     concentration_mg_per_ml: float
     volume_ml: float
     duration_min: float | None
+    infusion_concentration_mg_per_ml: float | None
+    infusion_volume_ml: float | None
     rate_ml_per_h: float | None
+    age_y: float | None
     notes: tuple[str, ...]
+
+
+def _duration(plan: Regimen, per_kg: float, duration_min: float | None) -> float | None:
+    """The administration time in minutes, checked against how the source says the dose is given.
+
+    ``None`` means the regimen's own duration; ``0`` means a bolus (all at once).
+    """
+    source = cite(plan.source_id)
+    if duration_min is None:
+        if plan.delivery == "pump" and plan.duration_min is None:
+            raise DoseInputError(f"{plan.description} is {_DELIVERY_WORDS['pump']}: give its duration in minutes")
+        minutes = plan.duration_min if plan.delivery == "pump" else plan.duration_min_low
+        if plan.max_rate_mg_per_kg_per_min is not None:
+            minutes = per_kg / plan.max_rate_mg_per_kg_per_min
+        return minutes
+    if isinstance(duration_min, bool) or not isinstance(duration_min, Real) or not math.isfinite(float(duration_min)) or duration_min < 0:
+        raise DoseInputError(f"The duration (duration_min) must be a number of minutes, 0 for a bolus; got {duration_min!r}")
+    minutes = float(duration_min)
+    if plan.delivery in ("im_injection", "nasal_device"):
+        if minutes:
+            raise DoseInputError(
+                f"{plan.description} is {_DELIVERY_WORDS[plan.delivery]}, which has no infusion time; set the duration to 0 {source}"
+            )
+        return None
+    low, high = plan.duration_min_low, plan.duration_min_high
+    shortest = low
+    if plan.max_rate_mg_per_kg_per_min is not None:
+        shortest = per_kg / plan.max_rate_mg_per_kg_per_min
+    if minutes == 0 and (shortest is not None or plan.delivery == "pump"):
+        raise DoseInputError(
+            f"{plan.description} is not given as a bolus: it is {_DELIVERY_WORDS[plan.delivery]} "
+            f"{plan.duration_text if plan.max_rate_mg_per_kg_per_min is None else f'at no more than {_fmt(plan.max_rate_mg_per_kg_per_min)} mg/kg/min'} {source}"
+        )
+    if shortest is not None and minutes < shortest - 1e-9:
+        raise DoseInputError(
+            f"{_fmt(minutes)} min is too fast for {plan.description}: the source says {plan.administration}, "
+            f"so this dose takes at least {_minutes(round(shortest, 2))} {source}"
+        )
+    if high is not None and minutes > high + 1e-9:
+        raise DoseInputError(
+            f"{_fmt(minutes)} min is longer than {plan.description} allows: {plan.administration} ({plan.duration_text}) {source}"
+        )
+    return minutes
 
 
 def calculate_dose(
@@ -321,21 +473,25 @@ def calculate_dose(
     regimen_id: str | Regimen,
     concentration_mg_per_ml: float,
     duration_min: float | None = None,
+    age_y: float | None = None,
 ) -> DoseCalculation:
-    """Dose (mg), volume (mL) and, for an infusion, pump rate (mL/h), all checked.
+    """Dose (mg), volume (mL) and, for a pump regimen, pump rate (mL/h), all checked against the source.
 
-    ``duration_min`` defaults to the regimen's duration (e.g. 40 min for the
-    antidepressant research infusion); with no duration, no rate is given.
+    ``duration_min``: ``None`` uses the regimen's own duration (40 min for the
+    research infusion; the shortest allowed injection time for a push);
+    ``0`` means a bolus, refused where the source says the dose is given slowly.
+    ``age_y``, when given, is checked against the ages the source covers.
     """
     plan = regimen(regimen_id)
     amount = dose_mg(weight_kg, dose_mg_per_kg, plan)
+    age = _age(age_y, plan)
     vial = _vial(concentration_mg_per_ml)
     volume = amount / vial["concentration_mg_per_ml"]
-    minutes = duration_min if duration_min is not None else plan.duration_min
-    rate = None
-    if minutes is not None:
-        minutes = _number("duration_min", minutes, "min")
-        rate = infusion_rate_ml_per_h(amount, minutes / 60, vial["concentration_mg_per_ml"])
+    minutes = _duration(plan, float(dose_mg_per_kg), duration_min)
+    rate = infusion_volume = None
+    if plan.delivery == "pump" and minutes:
+        infusion_volume = _solution_volume_ml(amount, plan.infusion_concentration_mg_per_ml)  # type: ignore[arg-type]
+        rate = infusion_volume / (minutes / 60)
     notes = []
     if vial["dilute_before_iv"] and plan.route == "iv":
         notes.append(f"{vial['note']} {cite(vial['source_id'])}")
@@ -351,6 +507,9 @@ def calculate_dose(
         concentration_mg_per_ml=float(vial["concentration_mg_per_ml"]),
         volume_ml=volume,
         duration_min=minutes,
+        infusion_concentration_mg_per_ml=plan.infusion_concentration_mg_per_ml if rate is not None else None,
+        infusion_volume_ml=infusion_volume,
         rate_ml_per_h=rate,
+        age_y=age,
         notes=tuple(notes),
     )

@@ -92,7 +92,7 @@ def fact(fact_id: str):
     ids = row["source_id"].split(";")  # load_table has already checked that each id exists
     flag = ""
     if row["verified"] in ("partial", "no"):
-        flag = f" **Not fully verified:** {row['note']}"
+        flag = f" **Not fully verified:** {row['note'] or 'the source row does not say what is missing.'}"
     return _markdown(f"> {row['statement']} [{'; '.join(ids)}]{flag}")
 
 

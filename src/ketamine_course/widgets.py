@@ -143,12 +143,20 @@ def _observe(callback: Callable[[], None], *controls: w.ValueWidget) -> None:
 
 
 class DoseCalculator(_Explorer):
-    """Weight x mg/kg -> dose (mg), volume (mL) and pump rate (mL/h), checked against the labelled range.
+    """Weight x mg/kg -> dose (mg), volume (mL) and, for a pump regimen, pump rate (mL/h), checked against the source.
 
-    Inputs outside a labelled range show the limit and its source instead of a result.
+    Inputs outside what the source allows (dose range, how the dose is given,
+    how long it takes, who it is for) show the limit and its source instead
+    of a result. A typed weight keeps its decimals; the slider follows it.
     """
 
-    def __init__(self, weight_kg: float = 70.0, regimen_id: str = "antidepressant_research_iv", concentration_mg_per_ml: float = 10.0) -> None:
+    def __init__(
+        self,
+        weight_kg: float = 70.0,
+        regimen_id: str = "antidepressant_research_iv",
+        concentration_mg_per_ml: float = 10.0,
+        age_y: float = 40.0,
+    ) -> None:
         limits = load_table("constants")
         low, high = limits.row("min_weight_kg")["value"], limits.row("max_weight_kg")["value"]
         style = {"description_width": "11em"}
@@ -158,6 +166,7 @@ class DoseCalculator(_Explorer):
             description="Weight (kg)", style=style, layout=wide, continuous_update=True,
         )
         self.weight_text = w.FloatText(value=weight_kg, description="or type (kg)", style=style, layout=w.Layout(width="20em"))
+        self.age_text = w.FloatText(value=age_y, description="Age (years)", style=style, layout=w.Layout(width="20em"))
         plans = dosing.regimens("per_kg")
         self.regimen_dropdown = w.Dropdown(
             options=[(f"{p.description}: {p.range_text}", p.regimen_id) for p in plans],
@@ -170,33 +179,41 @@ class DoseCalculator(_Explorer):
             value=concentration_mg_per_ml, description="Vial", style=style, layout=w.Layout(width="20em"),
         )
         self.duration_text = w.FloatText(description="Over (min; 0 = bolus)", style=style, layout=w.Layout(width="20em"))
+        self.how_given = w.HTML()
         self.result = w.HTML()
         disclaimer = w.HTML(f"<small><i>{html.escape(dosing.DISCLAIMER)}</i></small>")
         for control, css in (
-            (self.weight_slider, "t-weight"), (self.weight_text, "t-weight-text"), (self.regimen_dropdown, "t-regimen"),
-            (self.per_kg_text, "t-per-kg"), (self.vial_dropdown, "t-vial"), (self.duration_text, "t-duration"),
-            (self.result, "t-dose-result"), (disclaimer, "t-disclaimer"),
+            (self.weight_slider, "t-weight"), (self.weight_text, "t-weight-text"), (self.age_text, "t-age"),
+            (self.regimen_dropdown, "t-regimen"), (self.per_kg_text, "t-per-kg"), (self.vial_dropdown, "t-vial"),
+            (self.duration_text, "t-duration"), (self.how_given, "t-how-given"), (self.result, "t-dose-result"),
+            (disclaimer, "t-disclaimer"),
         ):
             control.add_class(css)
         self.widget = w.VBox(
-            [disclaimer, self.regimen_dropdown, self.weight_slider, self.weight_text, self.per_kg_text, self.vial_dropdown, self.duration_text, self.result]
+            [
+                disclaimer, self.regimen_dropdown, self.how_given, self.weight_slider, self.weight_text, self.age_text,
+                self.per_kg_text, self.vial_dropdown, self.duration_text, self.result,
+            ]
         )
         self.widget.add_class("t-dose-calculator")
         self._syncing = False
         self.weight_slider.observe(self._slider_moved, names="value")
         self.weight_text.observe(self._text_typed, names="value")
         self.regimen_dropdown.observe(lambda _c: self._load_regimen(), names="value")
-        _observe(self.update, self.per_kg_text, self.vial_dropdown, self.duration_text)
+        _observe(self.update, self.per_kg_text, self.vial_dropdown, self.duration_text, self.age_text)
         self._load_regimen()
 
-    # The slider and the text box show one weight; the text box can hold values the slider cannot (to show the limit).
+    # The text box holds the weight; the slider shows it as closely as its 1 kg step allows.
     def _slider_moved(self, change: dict[str, Any]) -> None:
-        if not self._syncing:
-            self._syncing = True
-            # The browser's slider steps in binary floating point (71.99999999999999 for 72); show the step it means.
-            self.weight_text.value = round(change["new"], 9)
-            self._syncing = False
-            self.update()
+        if self._syncing:
+            return
+        new = round(change["new"], 9)  # a browser's slider steps in binary floating point (71.99999999999999 for 72)
+        if abs(new - self.weight_text.value) <= self.weight_slider.step / 2 + 1e-9:
+            return  # the slider snapping a typed weight to its step: keep what was typed (70.5 stays 70.5)
+        self._syncing = True
+        self.weight_text.value = new
+        self._syncing = False
+        self.update()
 
     def _text_typed(self, change: dict[str, Any]) -> None:
         if self._syncing:
@@ -210,11 +227,19 @@ class DoseCalculator(_Explorer):
 
     def _load_regimen(self) -> None:
         plan = dosing.regimen(self.regimen_dropdown.value)
+        per_kg = plan.typical_dose or plan.dose_low or plan.dose_high
         with self.widget.hold_trait_notifications():
             self._syncing = True
-            self.per_kg_text.value = plan.typical_dose or plan.dose_low or plan.dose_high
-            self.duration_text.value = plan.duration_min or 0.0
+            self.per_kg_text.value = per_kg
+            # what the source says: the pump's duration, the shortest injection time, or 0 for an IM injection
+            default = dosing.calculate_dose(70.0, per_kg, plan, 10.0).duration_min
+            self.duration_text.value = default or 0.0
             self._syncing = False
+        who = f"; for {plan.who_text}" if plan.who_text else ""
+        self.how_given.value = (
+            f"<small><b>How it is given:</b> {html.escape(plan.administration)} ({html.escape(plan.duration_text)}{html.escape(who)}) "
+            f"{cite(plan.source_id)}</small>"
+        )
         self.update()
 
     @property
@@ -222,11 +247,13 @@ class DoseCalculator(_Explorer):
         return self.weight_text.value
 
     def calculation(self) -> dosing.DoseCalculation:
-        """The current inputs run through :func:`dosing.calculate_dose` (raises DoseInputError)."""
-        duration = self.duration_text.value
+        """The current inputs run through :func:`dosing.calculate_dose` (raises DoseInputError).
+
+        The duration box means what it says: 0 is a bolus, any other number is minutes.
+        """
         return dosing.calculate_dose(
             self.weight_kg, self.per_kg_text.value, self.regimen_dropdown.value, self.vial_dropdown.value,
-            duration_min=None if duration == 0 else duration,
+            duration_min=self.duration_text.value, age_y=self.age_text.value,
         )
 
     def update(self) -> None:
@@ -251,8 +278,12 @@ class DoseCalculator(_Explorer):
         if calc.rate_ml_per_h is not None:
             lines.append(
                 f'<span class="t-rate"><b>Pump rate:</b> {format_number(calc.rate_ml_per_h)} mL/h</span> '
-                f"over {format_number(calc.duration_min or 0)} min"
+                f"over {format_number(calc.duration_min or 0)} min, diluted to "
+                f"{format_number(calc.infusion_concentration_mg_per_ml or 0)} mg/mL "
+                f"({format_number(calc.infusion_volume_ml or 0)} mL in all) {cite(plan.dilution_source_id or plan.source_id)}"
             )
+        elif calc.duration_min:
+            lines.append(f'<span class="t-inject"><b>Inject over:</b> {format_number(calc.duration_min)} min or longer</span> (by hand; no pump rate)')
         lines.append(f"<small>Range for {html.escape(plan.description)}: {plan.range_text} {cite(plan.source_id)}</small>")
         lines += [f"<small>{html.escape(note)}</small>" for note in calc.notes]
         return "<br>".join(lines)
