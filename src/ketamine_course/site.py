@@ -274,7 +274,7 @@ def stage_quiz(path: Path, repo_path: str, repository: str) -> Any:
             cell.outputs, cell.execution_count = [], None
     nb.cells.insert(0, _launch_cell(repo_path, repository))
     nb.cells.insert(
-        1,
+        2,  # after the quiz's title and instructions
         _markdown_cell(
             "> **This page shows the quiz as a learner receives it, unanswered.** To answer it, open it in JupyterLab "
             "(the link above, or `./course open` on your own machine), replace each `raise NotImplementedError()` "
@@ -325,10 +325,12 @@ def stage(stage_dir: Path, repository: str, root: Path = ROOT, log: Any = print)
 # --------------------------------------------------------------------------
 
 
+_LOADS = frozenset({("img", "src"), ("script", "src"), ("link", "href"), ("iframe", "src"), ("source", "src"), ("video", "src")})
+"""(tag, attribute) pairs whose address the browser fetches with the page."""
+
+
 class _PageLinks(HTMLParser):
     """Every id in a page, and every address it links to or loads."""
-
-    LOADS = {("img", "src"), ("script", "src"), ("link", "href"), ("iframe", "src"), ("source", "src"), ("video", "src")}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -344,7 +346,7 @@ class _PageLinks(HTMLParser):
                 self.ids.add(value)
             if tag == "a" and name == "href":
                 self.links.append(value)
-            elif (tag, name) in self.LOADS:
+            elif (tag, name) in _LOADS:
                 self.loads.append(value)
 
 
