@@ -70,7 +70,8 @@ class JupyterLab:
     Use as a context manager; ``url(path)`` opens a file in a fresh workspace.
     """
 
-    def __init__(self, workdir: Path, start_timeout_s: float = 90.0) -> None:
+    def __init__(self, workdir: Path, start_timeout_s: float = 90.0, python: str = sys.executable) -> None:
+        self.python = python  # the environment JupyterLab runs from (another one: the Binder test)
         self.workdir = workdir
         self.course = workdir / "course"
         self.port = _free_port()
@@ -94,7 +95,7 @@ class JupyterLab:
         news = home["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         news.parent.mkdir(parents=True)
         news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-        bin_dir = str(Path(sys.executable).parent)
+        bin_dir = str(Path(self.python).parent)
         return {
             **os.environ,
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -110,7 +111,7 @@ class JupyterLab:
     def __enter__(self) -> JupyterLab:
         env = self._prepare()
         command = [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            self.python, "-m", "jupyter", "lab", "--no-browser",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.course}",
             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",

@@ -129,6 +129,53 @@ def test_binder_links_open_jupyterlab_at_the_page() -> None:
     assert url.startswith("https://mybinder.org/v2/gh/") and url.endswith("/HEAD?urlpath=lab/tree/notebooks/03_pharmacokinetics.ipynb")
     assert re.fullmatch(r"[A-Za-z0-9:/._?=&%-]+", url), "nothing to escape in a launch link"
     assert repository_url().split("/")[-2:] == url.split("/v2/gh/")[1].split("/HEAD")[0].split("/")
+    readme = (ROOT / "README.md").read_text()
+    start = binder_url(START_PAGE)
+    assert f"[![Launch the course on Binder](https://mybinder.org/badge_logo.svg)]({start})" in readme, "the badge opens the start page"
+    assert re.findall(r"https://mybinder\.org/v2/[^)\s>]+", readme) == [start, start], "every launch link in the README is the same"
+
+
+# --------------------------------------------------------------------------
+# The build fails on a cell error, output on stderr, or a Sphinx warning
+# --------------------------------------------------------------------------
+
+
+def _notebook(path: Path, *cells: Any) -> Path:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=list(cells), metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}), path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("code", "message"), [("1 / 0", "a cell failed"), ("import sys; print('careful', file=sys.stderr)", "wrote to stderr")])
+def test_a_cell_error_or_stderr_output_fails_the_build(tmp_path: Path, code: str, message: str) -> None:
+    import nbformat
+
+    from ketamine_course.site import SiteBuildError, execute_lesson
+
+    lesson = _notebook(tmp_path / "lesson.ipynb", nbformat.v4.new_markdown_cell("# A lesson"), nbformat.v4.new_code_cell(code))
+    with pytest.raises(SiteBuildError, match=message):
+        execute_lesson(lesson)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")  # Sphinx's notices to MyST, in-process
+def test_a_sphinx_warning_fails_the_build(tmp_path: Path) -> None:
+    import nbformat
+
+    from ketamine_course.site import SiteBuildError, sphinx_build
+
+    stage_dir = tmp_path / "stage"
+    good = nbformat.v4.new_markdown_cell("# Start\n\nSee [unit one](01_one.ipynb) and $k = \\ln 2 / t_{1/2}$.")
+    _notebook(stage_dir / "notebooks" / "00_start_here.ipynb", good, nbformat.v4.new_markdown_cell("```{toctree}\n:hidden:\n\n01_one\n```"))
+    _notebook(stage_dir / "notebooks" / "01_one.ipynb", nbformat.v4.new_markdown_cell("# One"))
+    sphinx_build(stage_dir, tmp_path / "out", tmp_path / "doctrees")  # builds cleanly
+    assert "<math" in (tmp_path / "out" / "notebooks" / "00_start_here.html").read_text()
+    _notebook(stage_dir / "notebooks" / "01_one.ipynb", nbformat.v4.new_markdown_cell("# One\n\n[back](00_start_herre.ipynb)"))
+    with pytest.raises(SiteBuildError, match="Sphinx reported warnings"):
+        sphinx_build(stage_dir, tmp_path / "out", tmp_path / "doctrees")
 
 
 # --------------------------------------------------------------------------

@@ -422,27 +422,31 @@ def _redirect_page(target: str) -> str:
     )
 
 
-def build_site(out_dir: Path = ROOT / "build" / "site", work_dir: Path = ROOT / "build", log: Any = print) -> BuildReport:
-    """Execute, stage, build with Sphinx and check; raises :class:`SiteBuildError` on any problem."""
+def sphinx_build(stage_dir: Path, out_dir: Path, doctrees: Path) -> None:
+    """Render the staged notebooks with ``book/conf.py``; any warning raises :class:`SiteBuildError`."""
     from sphinx.cmd.build import build_main
 
-    started = time.perf_counter()
-    repository = repository_url()
-    stage_dir, doctrees = work_dir / "site-src", work_dir / "site-doctrees"
-    stage(stage_dir, repository, log=log)
     for folder in (out_dir, doctrees):
         if folder.exists():
             shutil.rmtree(folder)
-    log("site: building the pages with Sphinx")
     status = build_main(
         ["-b", "html", "-W", "--keep-going", "-n", "-q", "-c", str(ROOT / "book"), "-d", str(doctrees), str(stage_dir), str(out_dir)]
     )
     if status != 0:
         raise SiteBuildError("Sphinx reported warnings or errors (above); the site was not built")
-    for leftover in (".buildinfo", ".doctrees"):
-        path = out_dir / leftover
-        if path.is_file():
-            path.unlink()
+    build_info = out_dir / ".buildinfo"
+    if build_info.is_file():
+        build_info.unlink()
+
+
+def build_site(out_dir: Path = ROOT / "build" / "site", work_dir: Path = ROOT / "build", log: Any = print) -> BuildReport:
+    """Execute, stage, build with Sphinx and check; raises :class:`SiteBuildError` on any problem."""
+    started = time.perf_counter()
+    repository = repository_url()
+    stage_dir, doctrees = work_dir / "site-src", work_dir / "site-doctrees"
+    stage(stage_dir, repository, log=log)
+    log("site: building the pages with Sphinx")
+    sphinx_build(stage_dir, out_dir, doctrees)
     (out_dir / "index.html").write_text(_redirect_page(str(Path(START_PAGE).with_suffix(".html"))), encoding="utf-8")
     problems = check_site(out_dir)
     if problems:
