@@ -46,7 +46,8 @@ def _tracked_copy(target: Path) -> Path:
 
 
 def _environment(env: Path, home: Path) -> dict[str, str]:
-    variables = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "JUPYTER", "PIP_"))}
+    # Not the test run's own environment or Jupyter folders; pip's settings (index, certificates) stay.
+    variables = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith("JUPYTER")}
     return {**variables, "PATH": f"{env / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home), "JUPYTER_PLATFORM_DIRS": "1"}
 
 
