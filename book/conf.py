@@ -33,6 +33,8 @@ html_title = "Ketamine: an interactive pharmacology course"
 html_math_renderer = "mathml"
 html_copy_source = False
 html_show_sourcelink = False
+# The search page would fetch each result page for a summary, which a browser refuses for pages opened from disk.
+html_show_search_summary = False
 html_static_path = ["_static"]
 html_css_files = ["course.css"]
 # A mode of its own, so the theme never logs "invalid theme mode" on a first visit.

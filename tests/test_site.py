@@ -350,6 +350,8 @@ _PAGE_STATE = """() => {
 
 @pytest.mark.slow
 def test_every_page_renders_offline_in_chromium(site: Path, browser: tuple[Any, Any]) -> None:
+    from playwright.sync_api import expect
+
     page, watch = browser
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pages = sorted(p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts)
@@ -382,6 +384,10 @@ def test_every_page_renders_offline_in_chromium(site: Path, browser: tuple[Any, 
             assert state["next"] and (site / Path(_html(repo_path)).parent / state["next"]).resolve() == following, repo_path
         if repo_path in (START_PAGE, "notebooks/03_pharmacokinetics.ipynb"):
             page.screenshot(path=str(SCREENSHOTS / f"{Path(repo_path).stem}.png"), full_page=True)
+    # search works from disk: results, and nothing refused
+    page.goto((site / "search.html").as_uri() + "?q=bioavailability")
+    expect(page.locator("#search-results")).to_contain_text("Unit 3. Pharmacokinetics", timeout=20_000)
+    assert not watch.problems(), "\n".join(watch.problems())
     # a citation link lands on its entry in the reference list
     page.goto((site / _html("notebooks/03_pharmacokinetics.ipynb")).as_uri())
     link = page.locator('article a.citation[href="#ref-kamp2020"]').first
