@@ -244,6 +244,8 @@ def test_lesson_page_shows_outputs_figures_citations_and_references(site: Path, 
     text = _text(page)
     assert _title(repo_path) in text
     assert "[@" not in text
+    keys = [k for group in re.findall(r"\[([a-z0-9_]+(?:; [a-z0-9_]+)*)\]", text) for k in group.split("; ") if k in author_year_labels()]
+    assert not keys, f"reference ids shown as raw keys: {keys}"
     assert 'class="output traceback"' not in page and "Traceback (most recent call last)" not in text
     assert "widget-view+json" not in page and "require.min.js" not in page and "embed-amd" not in page
     executed = _cells(ROOT / "build" / "site-src" / repo_path)  # as ./course site executed it

@@ -49,7 +49,10 @@ __all__ = [
     "build_site",
     "check_site",
     "link_citations",
+    "link_plain_citations",
+    "name_plain_citations",
     "repository_url",
+    "sphinx_build",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,6 +186,20 @@ def link_plain_citations(markdown: str, labels: Mapping[str, str], listed: set[s
     return _PLAIN_CITE.sub(linked, markdown)
 
 
+def name_plain_citations(text: str, labels: Mapping[str, str]) -> str:
+    """``[id1; id2]`` in printed text -> '(Author 2001; Author 2002)' (printed text holds no links).
+
+    >>> name_plain_citations("range 0.1-1 mg/kg [a; b]", {"a": "Fava et al. 2020", "b": "Berman et al. 2000"})
+    'range 0.1-1 mg/kg (Fava et al. 2020; Berman et al. 2000)'
+    """
+
+    def named(match: re.Match[str]) -> str:
+        ids = [part.strip() for part in match.group(1).split(";")]
+        return "(" + "; ".join(labels[i] for i in ids) + ")" if all(i in labels for i in ids) else match.group(0)
+
+    return _PLAIN_CITE.sub(named, text)
+
+
 _URL = re.compile(r"https?://\S+")
 
 
@@ -248,6 +265,8 @@ def stage_lesson(nb: Any, listed: list[str], repo_path: str, labels: Mapping[str
             cell.outputs = [_html_output(reference_list_html(listed, labels))]
             continue
         for output in cell.outputs:
+            if output.output_type == "stream":
+                output.text = name_plain_citations(output.text, labels)
             data = output.get("data", {})
             data.pop(WIDGET_MIME, None)  # the live view needs a kernel; text/html holds the still picture
             for mime in ("text/markdown", "text/html"):  # fact boxes and widget read-outs print [id]
