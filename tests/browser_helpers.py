@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +70,8 @@ class JupyterLab:
     Use as a context manager; ``url(path)`` opens a file in a fresh workspace.
     """
 
-    def __init__(self, workdir: Path, start_timeout_s: float = 90.0) -> None:
+    def __init__(self, workdir: Path, start_timeout_s: float = 90.0, python: str = sys.executable) -> None:
+        self.python = python  # the environment JupyterLab runs from (another one: the Binder test)
         self.workdir = workdir
         self.course = workdir / "course"
         self.port = _free_port()
@@ -94,7 +95,7 @@ class JupyterLab:
         news = home["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         news.parent.mkdir(parents=True)
         news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-        bin_dir = str(Path(sys.executable).parent)
+        bin_dir = str(Path(self.python).parent)
         return {
             **os.environ,
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -110,7 +111,7 @@ class JupyterLab:
     def __enter__(self) -> JupyterLab:
         env = self._prepare()
         command = [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            self.python, "-m", "jupyter", "lab", "--no-browser",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.course}",
             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -176,7 +177,7 @@ class Watch:
     outside_requests: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
-        return [f"console error: {m}" for m in self.console_errors] + [f"request off 127.0.0.1: {u}" for u in self.outside_requests]
+        return [f"console error: {m}" for m in self.console_errors] + [f"request to an address not allowed: {u}" for u in self.outside_requests]
 
 
 def _local(url: str) -> bool:
@@ -185,14 +186,18 @@ def _local(url: str) -> bool:
 
 
 @contextmanager
-def open_browser(viewport: tuple[int, int] = (1400, 1000)) -> Iterator[tuple[Any, Watch]]:
-    """A Chromium page with outside requests aborted and problems recorded in the returned :class:`Watch`."""
+def open_browser(viewport: tuple[int, int] = (1400, 1000), allowed: Callable[[str], bool] = _local) -> Iterator[tuple[Any, Watch]]:
+    """A Chromium page with outside requests aborted and problems recorded in the returned :class:`Watch`.
+
+    ``allowed`` says which addresses the page may request (default: 127.0.0.1 and data:, blob:, about:);
+    Chromium routes file: requests too, so a static site can be held to its own folder.
+    """
     from playwright.sync_api import sync_playwright
 
     watch = Watch()
 
     def guard(route: Any) -> None:
-        if _local(route.request.url):
+        if allowed(route.request.url):
             route.continue_()
         else:
             watch.outside_requests.append(route.request.url)
@@ -206,7 +211,7 @@ def open_browser(viewport: tuple[int, int] = (1400, 1000)) -> Iterator[tuple[Any
             page = context.new_page()
             page.on("console", lambda message: message.type == "error" and watch.console_errors.append(f"{message.text} ({message.location.get('url', '')})"))
             page.on("pageerror", lambda error: watch.console_errors.append(f"uncaught: {error}"))
-            page.on("websocket", lambda ws: _local(ws.url) or watch.outside_requests.append(ws.url))
+            page.on("websocket", lambda ws: allowed(ws.url) or watch.outside_requests.append(ws.url))
             yield page, watch
         finally:
             browser.close()

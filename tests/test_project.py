@@ -24,25 +24,58 @@ def _pins_from_pyproject() -> dict[str, str]:
     return pins
 
 
-def test_environment_yml_pins_the_same_versions_as_pyproject() -> None:
+# conda-forge packages that provide a PyPI package under another name
+CONDA_FOR_PYPI = {"matplotlib-base": "matplotlib"}
+
+
+def _pins_from_environment_yml() -> dict[str, str]:
+    """environment.yml's pins by PyPI name (python excluded)."""
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = {}
     for dep in env["dependencies"]:
         if isinstance(dep, str) and "=" in dep:
             name, version = dep.split("=", 1)
-            conda[name.lower()] = version
+            conda[CONDA_FOR_PYPI.get(name.lower(), name.lower())] = version
     assert conda.pop("python") == "3.11"
-    assert conda == _pins_from_pyproject()
+    return conda
 
 
-def test_lock_file_agrees_with_pyproject_pins() -> None:
+def _pins_from_lock() -> dict[str, str]:
     lock = {}
     for line in (ROOT / "requirements.lock").read_text().splitlines():
         if line and not line.startswith("#"):
             name, version = line.split("==")
             lock[name.lower().replace("_", "-")] = version
+    return lock
+
+
+def test_environment_yml_pins_the_same_versions_as_pyproject_and_the_lock() -> None:
+    conda = _pins_from_environment_yml()
+    assert conda == _pins_from_pyproject()
+    lock = _pins_from_lock()
+    assert {name: lock.get(name) for name in conda} == conda
+
+
+def test_environment_yml_is_trimmed_for_binder() -> None:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = [dep.split("=")[0] for dep in env["dependencies"] if isinstance(dep, str)]
+    assert "matplotlib" not in names and "matplotlib-base" in names, "the full matplotlib conda package pulls in Qt"
+    assert env["channels"] == ["conda-forge", "nodefaults"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in ("test", "site"):  # what a learner never needs on Binder
+        for requirement in extras[extra]:
+            assert requirement.split("==")[0].lower() not in names, requirement
+
+
+def test_lock_file_agrees_with_pyproject_pins() -> None:
+    lock = _pins_from_lock()
     for name, version in _pins_from_pyproject().items():
         assert lock[name] == version, name
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in ("test", "site"):
+        for requirement in extras[extra]:
+            name, version = requirement.split("==")
+            assert lock[name.lower()] == version, requirement
 
 
 def test_postbuild_fails_fast() -> None:

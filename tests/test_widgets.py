@@ -146,6 +146,9 @@ def test_widgets_have_stable_classes_and_a_static_fallback(factory) -> None:
     bundle = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/html"].strip()
+    # the still picture says it is one, and what the live widget does
+    assert f"Run this notebook in JupyterLab to {html.escape(explorer.interactive)}." in bundle["text/html"]
+    assert len(explorer.interactive) > 40
     if explorer.plot is not None:
         assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="[^"]{10,}"', bundle["text/html"])
         assert "t-plot" in explorer.plot.image._dom_classes

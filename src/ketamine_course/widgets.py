@@ -112,6 +112,8 @@ class _Explorer:
 
     widget: w.Widget
     plot: _LivePlot | None = None
+    interactive: str = ""
+    """What a learner can do with the live widget, completing 'Run this notebook in JupyterLab to ...'."""
 
     def _fallback_html(self) -> str:
         parts = []
@@ -120,6 +122,10 @@ class _Explorer:
             alt = html.escape(self.plot.figure.alt_text, quote=True)
             parts.append(f'<img src="data:image/png;base64,{data}" alt="{alt}" />')
         parts.append(self._summary_html())
+        parts.append(
+            f'<p class="course-static-note"><small><i>A still picture of an interactive widget. '
+            f"Run this notebook in JupyterLab to {html.escape(self.interactive)}.</i></small></p>"
+        )
         return "\n".join(parts)
 
     def _summary_html(self) -> str:
@@ -149,6 +155,8 @@ class DoseCalculator(_Explorer):
     how long it takes, who it is for) show the limit and its source instead
     of a result. A typed weight keeps its decimals; the slider follows it.
     """
+
+    interactive = "choose the product, use and route, move the weight slider or type a weight, set the age, and change the dose, vial and infusion time: the dose, volume and pump rate update as you go"
 
     def __init__(
         self,
@@ -300,6 +308,8 @@ class DoseCalculator(_Explorer):
 class DecayExplorer(_Explorer):
     """First-order decline after an IV bolus: C(t) = C0 (1/2)^(t / t_half), with markers at each half-life."""
 
+    interactive = "move the dose, half-life, volume and time sliders and switch the y axis between linear and log: the curve and the readout update as you go"
+
     WINDOW_H = 24.0
 
     def __init__(self) -> None:
@@ -384,6 +394,8 @@ class DecayExplorer(_Explorer):
 
 class OccupancyExplorer(_Explorer):
     """NMDA occupancy against plasma concentration for racemic ketamine and its enantiomers."""
+
+    interactive = "move the plasma concentration slider: the points on the curves and the occupancies update as you go"
 
     def __init__(self, conc_ng_per_ml: float = 185.0) -> None:
         self.conc_slider = w.FloatLogSlider(
