@@ -91,8 +91,12 @@ def test_nbgrader_config_sets_course_root_timeout_and_feedback() -> None:
     assert Path(config.CourseDirectory.root) == ROOT
     assert config.Execute.timeout > 0
     assert "ClearHiddenTests" in [p.__name__ for p in config.GenerateFeedback.preprocessors]
+    sanitize = [p.__name__ for p in config.Autograde.sanitize_preprocessors]
     pipeline = [p.__name__ for p in config.Autograde.autograde_preprocessors]
-    assert pipeline.index("RecordAnswers") < pipeline.index("BoundedExecute") < pipeline.index("JudgeAnswers") < pipeline.index("SaveAutoGrades")
+    # hidden regions are swapped out while sanitizing, so the notebook written before execution holds none
+    assert sanitize[0] == "ReportTampering" and sanitize.index("OverwriteCells") < sanitize.index("RecordAnswers")
+    assert pipeline.index("BoundedExecute") < pipeline.index("JudgeAnswers") < pipeline.index("SaveAutoGrades") < pipeline.index("SanitizeNotebook")
+    assert config.ExchangeFactory.collect.endswith("SafeCollect")
     assert config.BoundedExecute.get("sandbox", True) is True, "grading is sandboxed unless an instructor opts out"
     assert "ExecutePreprocessor" not in config, "nbgrader 0.9 ignores ExecutePreprocessor.timeout; use Execute.timeout"
 
