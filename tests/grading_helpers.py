@@ -195,3 +195,52 @@ def notebook_markup(nb: NotebookNode) -> str:
                     parts.append(f"<!-- {mime} -->" if mime != "text/html" else "")
                     parts.append(str(output["data"][mime]) if mime in ("text/html",) else f"<script>{mime}</script>")
     return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------
+# A student who puts HTML and JavaScript in every channel a page shows
+# --------------------------------------------------------------------------
+
+# What any script smuggled into a page would do: the browser tests look for each of these.
+PAYLOAD_JS = "document.title='PWNED';fetch('/pwned');alert('pwned')"
+
+
+HTML_OUTPUTS = f"""
+from IPython.display import HTML, Markdown, Latex, SVG, display
+_js = {PAYLOAD_JS!r}
+display(HTML("<script>" + _js + "</script><img src=x onerror=\\"" + _js + "\\"><b>bold</b>"))
+display(Markdown("<svg onload=\\"" + _js + "\\"></svg> [link](javascript:" + _js + ") <details open ontoggle=\\"" + _js + "\\">d</details>"))
+display({{"application/javascript": _js}}, raw=True)
+display({{"image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg' onload=\\"" + _js + "\\"><script>" + _js + "</script></svg>"}}, raw=True)
+display({{"text/html": "<iframe srcdoc=\\"<script>parent." + _js + "</script>\\"></iframe>"}}, raw=True, metadata={{"text/html": {{"isolated": True}}}})
+display(Latex(r"$\\href{{javascript:" + _js + r"}}{{click}}$"))
+display({{"text/html": "<a href=x onclick=\\"" + _js + "\\">x</a><form action=javascript:alert(1)><button>go</button></form><style>body{{background:url(http://192.0.2.1/x)}}</style>"}}, raw=True)
+"""
+
+MARKDOWN_CELLS = [
+    f"<script>{PAYLOAD_JS}</script>",
+    f"<img src=x onerror=\"{PAYLOAD_JS}\">",
+    f"<svg onload=\"{PAYLOAD_JS}\"></svg>",
+    f"<iframe srcdoc=\"<script>parent.{PAYLOAD_JS}</script>\"></iframe>",
+    f"<details open ontoggle=\"{PAYLOAD_JS}\">open me</details>",
+    f"[click me](javascript:{PAYLOAD_JS})",
+    f"![tracker](http://192.0.2.1/pixel.png) ![svg](attachment:evil.svg) $\\href{{javascript:{PAYLOAD_JS}}}{{x}}$",
+]
+
+
+def with_hostile_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A submission with HTML and JavaScript in added Markdown and raw cells, an attachment and the notebook's metadata."""
+    import base64
+
+    svg = f"<svg xmlns='http://www.w3.org/2000/svg' onload=\"{PAYLOAD_JS}\"><script>{PAYLOAD_JS}</script></svg>"
+    for text in MARKDOWN_CELLS:
+        cell = nbformat.v4.new_markdown_cell(text)
+        if "attachment:" in text:
+            cell.attachments = {"evil.svg": {"image/svg+xml": base64.b64encode(svg.encode()).decode(), "text/html": f"<script>{PAYLOAD_JS}</script>"}}
+        nb.cells.append(cell)
+    raw = nbformat.v4.new_raw_cell(f"<script>{PAYLOAD_JS}</script>")
+    raw.metadata["raw_mimetype"] = "text/html"
+    nb.cells.append(raw)
+    nb.metadata["title"] = f"</title><script>{PAYLOAD_JS}</script>"
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2, "version_minor": 0}}
+    return nb

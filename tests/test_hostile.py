@@ -31,17 +31,13 @@ import nbformat
 import pytest
 
 from conftest import sandbox_or_skip
-from grading_helpers import ROOT, active_content, make_course, nbgrader_meta, notebook_markup, release_nb, solutions, submission, submit, tree_digest, wrong
+from grading_helpers import HTML_OUTPUTS, ROOT, active_content, with_hostile_cells, make_course, nbgrader_meta, notebook_markup, release_nb, solutions, submission, submit, tree_digest, wrong
 from ketamine_course.grading import grade_class
 from ketamine_course.grading.protocol import RECORD_MARKER
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz01_history"
 OBSERVED = "OBSERVED "
-
-# What any script smuggled into a page would do: the browser tests look for each of these.
-PAYLOAD_JS = "document.title='PWNED';fetch('/pwned');alert('pwned')"
-
 
 def _hostile(code: str) -> dict[str, str]:
     """Blank answers everywhere, with the hostile code as the first answer cell."""
@@ -126,47 +122,6 @@ try:
 except OSError:
     pass
 """
-
-HTML_OUTPUTS = f"""
-from IPython.display import HTML, Markdown, Latex, SVG, display
-_js = {PAYLOAD_JS!r}
-display(HTML("<script>" + _js + "</script><img src=x onerror=\\"" + _js + "\\"><b>bold</b>"))
-display(Markdown("<svg onload=\\"" + _js + "\\"></svg> [link](javascript:" + _js + ") <details open ontoggle=\\"" + _js + "\\">d</details>"))
-display({{"application/javascript": _js}}, raw=True)
-display({{"image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg' onload=\\"" + _js + "\\"><script>" + _js + "</script></svg>"}}, raw=True)
-display({{"text/html": "<iframe srcdoc=\\"<script>parent." + _js + "</script>\\"></iframe>"}}, raw=True, metadata={{"text/html": {{"isolated": True}}}})
-display(Latex(r"$\\href{{javascript:" + _js + r"}}{{click}}$"))
-display({{"text/html": "<a href=x onclick=\\"" + _js + "\\">x</a><form action=javascript:alert(1)><button>go</button></form><style>body{{background:url(http://192.0.2.1/x)}}</style>"}}, raw=True)
-"""
-
-MARKDOWN_CELLS = [
-    f"<script>{PAYLOAD_JS}</script>",
-    f"<img src=x onerror=\"{PAYLOAD_JS}\">",
-    f"<svg onload=\"{PAYLOAD_JS}\"></svg>",
-    f"<iframe srcdoc=\"<script>parent.{PAYLOAD_JS}</script>\"></iframe>",
-    f"<details open ontoggle=\"{PAYLOAD_JS}\">open me</details>",
-    f"[click me](javascript:{PAYLOAD_JS})",
-    f"![tracker](http://192.0.2.1/pixel.png) ![svg](attachment:evil.svg) $\\href{{javascript:{PAYLOAD_JS}}}{{x}}$",
-]
-
-
-def _with_extra_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A submission with HTML and JavaScript in added Markdown and raw cells, an attachment and the notebook's metadata."""
-    import base64
-
-    svg = f"<svg xmlns='http://www.w3.org/2000/svg' onload=\"{PAYLOAD_JS}\"><script>{PAYLOAD_JS}</script></svg>"
-    for text in MARKDOWN_CELLS:
-        cell = nbformat.v4.new_markdown_cell(text)
-        if "attachment:" in text:
-            cell.attachments = {"evil.svg": {"image/svg+xml": base64.b64encode(svg.encode()).decode(), "text/html": f"<script>{PAYLOAD_JS}</script>"}}
-        nb.cells.append(cell)
-    raw = nbformat.v4.new_raw_cell(f"<script>{PAYLOAD_JS}</script>")
-    raw.metadata["raw_mimetype"] = "text/html"
-    nb.cells.append(raw)
-    nb.metadata["title"] = f"</title><script>{PAYLOAD_JS}</script>"
-    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2, "version_minor": 0}}
-    return nb
-
 
 def _pasted(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
     """An honest student who pasted copies of q2's answer cell and of q3's test cell, and answered in the pasted copy."""
@@ -346,7 +301,7 @@ def hostile_class(tmp_path_factory):
     for name, answers in {**students, **honest}.items():
         nb = submission(QUIZ, answers)
         if name == "html_everywhere":
-            nb = _with_extra_cells(nb)
+            nb = with_hostile_cells(nb)
         submit(course, QUIZ, name, nb)
     # An honest student who pasted cells (JupyterLab copies the nbgrader metadata with the cell).
     submit(course, QUIZ, "pasted_cells", _pasted(submission(QUIZ, {k: v for k, v in solutions(QUIZ).items() if k != "q2_answer"}), solutions(QUIZ)))

@@ -64,12 +64,14 @@ def apply_pipeline(c: Config) -> Config:
     c.ClearHiddenTests.enforce_metadata = True
     c.ExchangeFactory.collect = "ketamine_course.grading.intake.SafeCollect"
     formgrader_templates = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
-    c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(formgrader_templates)]
+    # Only the feedback converter's exporter (nested config), never the formgrader's own pages.
     # nbgrader's 'feedback' template (its API insists on that name), entered through ours: templates/feedback/
     # comes first on the search path, so feedback_safe.html.j2 and its empty mathjax.html.j2 are found first.
-    c.HTMLExporter.template_name = "feedback"
-    c.HTMLExporter.template_file = "feedback_safe.html.j2"
-    c.HTMLExporter.mathjax_url = ""
+    exporter = c.GenerateFeedback.HTMLExporter
+    exporter.extra_template_basedirs = [str(TEMPLATES), str(formgrader_templates)]
+    exporter.template_name = "feedback"
+    exporter.template_file = "feedback_safe.html.j2"
+    exporter.mathjax_url = ""
     return c
 
 
