@@ -126,6 +126,7 @@ def _nbgrader_cli_seconds(course: Path, quiz: str, names: list[str], db: str) ->
     (course / "nbgrader_config.py").write_text(
         f"c = get_config()\nload_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
         f"c.CourseDirectory.root = {str(course)!r}\nc.CourseDirectory.db_url = {db!r}\n"
+        "from ketamine_course.grading.config import apply_pipeline\napply_pipeline(c)\n"
     )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     times = []
