@@ -601,3 +601,45 @@ def test_self_grading_runs_without_bubblewrap_and_says_so(tmp_path: Path, monkey
     result = self_grade(QUIZ, notebook, course_root=ROOT, feedback_dir=tmp_path / "feedback")
     assert result.grade.score == result.grade.max_score
     assert result.feedback_html.is_file() and not result.sandboxed
+
+
+def test_collect_takes_only_plain_files_from_the_exchange(tmp_path: Path) -> None:
+    """``nbgrader collect``: links, pipes and unplain ids in the exchange's inbound folder are refused with a reason; the rest is collected."""
+    course, exchange, home = tmp_path / "course", tmp_path / "exchange", tmp_path / "students"
+    exchange.mkdir(mode=0o777)
+    shutil.copytree(ROOT / "source" / QUIZ, course / "source" / QUIZ)
+    (course / "nbgrader_config.py").write_text(
+        f"c = get_config()\nload_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
+        f"c.CourseDirectory.root = {str(course)!r}\nc.CourseDirectory.db_url = 'sqlite:///{course / 'gradebook.db'}'\n"
+        f"c.Exchange.root = {str(exchange)!r}\nc.Exchange.cache = {str(tmp_path / 'cache')!r}\nc.ExchangeCollect.check_owner = False\n"
+        "from ketamine_course.grading.config import apply_pipeline\napply_pipeline(c)\n"
+    )
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    assert _nbgrader("generate_assignment", QUIZ, "--force", cwd=course, env=env).returncode == 0
+    assert _nbgrader("release_assignment", QUIZ, "--force", cwd=course, env=env).returncode == 0
+    student_home = home / "ada"
+    student_home.mkdir(parents=True)
+    (student_home / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\nc.Exchange.cache = {str(tmp_path / 'cache')!r}\nc.CourseDirectory.course_id = 'ketamine-course'\n"
+    )
+    assert _nbgrader("fetch_assignment", QUIZ, "--course", "ketamine-course", cwd=student_home, env=env).returncode == 0
+    assert _nbgrader("submit", QUIZ, "--course", "ketamine-course", "--student", "ada", cwd=student_home, env=env).returncode == 0
+    inbound = exchange / "ketamine-course" / "inbound"
+    (honest,) = list(inbound.iterdir())
+    rest = honest.name.split("+", 1)[1]
+    # a notebook that is a link to the key; a folder that is a link; a pipe; an id that is HTML
+    linked = inbound / f"mallory+{rest}"
+    shutil.copytree(honest, linked)
+    (linked / f"{QUIZ}.ipynb").unlink()
+    (linked / f"{QUIZ}.ipynb").symlink_to(course / "source" / QUIZ / f"{QUIZ}.ipynb")
+    (inbound / f"eve+{rest}").symlink_to(course / "source" / QUIZ)
+    piped = inbound / f"trudy+{rest}"
+    shutil.copytree(honest, piped)
+    os.mkfifo(piped / "notes.txt")
+    shutil.copytree(honest, inbound / f"<img src=x onerror=alert(1)>+{rest}")
+    collected = _nbgrader("collect", QUIZ, cwd=course, env=env)
+    log = collected.stdout + collected.stderr
+    assert sorted(p.name for p in (course / "submitted").iterdir()) == ["ada"], log[-3000:]
+    assert "symbolic link" in log and "not a regular file" in log and "not a plain id" in log, log[-3000:]
+    for path in (course / "submitted").rglob("*"):
+        assert not path.is_symlink() and not path.stat().st_mode & stat.S_IWOTH, path
