@@ -462,6 +462,11 @@ def test_a_pasted_cell_keeps_the_student_s_points_and_is_flagged(hostile_class) 
     assert result.score == result.max_score, result.messages
     problems = {(f.grade_id, f.problem) for f in result.tampering}
     assert ("q2_answer", "duplicated") in problems and any(f.problem == "metadata invalid" for f in result.tampering), problems
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{hostile_class['course'] / 'gradebook.db'}") as gradebook:  # the formgrader's Flagged column
+        assert gradebook.find_submission_notebook(QUIZ, QUIZ, "pasted_cells").flagged
+        assert not gradebook.find_submission_notebook(QUIZ, QUIZ, "correct").flagged
 
 
 def test_graded_notebooks_and_feedback_carry_nothing_active(hostile_class) -> None:

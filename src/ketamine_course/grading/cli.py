@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .run import QUIZZES, find_course_root, generate_release, grade_class, self_grade, summary_table, tamper_text
+from .run import find_course_root, generate_release, grade_class, quizzes, self_grade, summary_table, tamper_text
 
 __all__ = ["main"]
 
@@ -35,10 +35,13 @@ def _class(args: argparse.Namespace) -> int:
     from .sandbox import SandboxUnavailable
 
     root = find_course_root(args.root)
+    if args.quiz not in quizzes(root):
+        print(f"ketamine-grade: unknown quiz {args.quiz!r}; the quizzes in {root / 'source'} are {', '.join(quizzes(root))}", file=sys.stderr)
+        return 2
     if args.unsandboxed:
         print("ketamine-grade: WARNING: grading without isolation; students' code runs with your rights", file=sys.stderr)
     try:
-        results = grade_class(root, args.quiz, sandbox=False if args.unsandboxed else None)
+        results = grade_class(root, args.quiz, students=args.student or None, sandbox=False if args.unsandboxed else None, only_changed=args.changed)
     except SandboxUnavailable as error:
         print(f"ketamine-grade: {error}", file=sys.stderr)
         return 2
@@ -55,11 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ketamine-grade", description="Grade the course's quizzes with nbgrader.")
     commands = parser.add_subparsers(dest="command", required=True)
     mine = commands.add_parser("self", help="grade your own quiz and write a feedback page (no instructor needed)")
-    mine.add_argument("quiz", choices=QUIZZES)
+    mine.add_argument("quiz", help="the quiz's name, e.g. quiz03_pharmacokinetics")
     mine.add_argument("notebook", nargs="?", type=Path, help="your notebook (default: release/QUIZ/QUIZ.ipynb)")
     mine.add_argument("--unsandboxed", action="store_true", help="run without isolation even where it is available")
     klass = commands.add_parser("class", help="instructors: autograde every submission of a quiz in one process")
-    klass.add_argument("quiz", choices=QUIZZES)
+    klass.add_argument("quiz", help="any quiz in source/")
+    klass.add_argument("--student", action="append", metavar="ID", help="grade only this student (repeatable)")
+    klass.add_argument("--changed", action="store_true", help="grade only submissions that are new or changed since they were last graded")
     klass.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
     klass.add_argument("--unsandboxed", action="store_true", help="DANGEROUS: run students' code with your rights (only if the sandbox cannot run here and you trust the code)")
     release = commands.add_parser("release", help="maintainers: regenerate release/ from source/")
@@ -71,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "class":
         return _class(args)
     root = find_course_root()
-    unknown = [q for q in args.quizzes if q not in QUIZZES]
+    known = quizzes(root)
+    unknown = [q for q in args.quizzes if q not in known]
     if unknown:
-        parser.error(f"unknown quiz {', '.join(unknown)}; choose from {', '.join(QUIZZES)}")
-    for quiz in args.quizzes or QUIZZES:
+        parser.error(f"unknown quiz {', '.join(unknown)}; choose from {', '.join(known)}")
+    for quiz in args.quizzes or known:
         print(f"regenerated {generate_release(root, quiz)}")
     return 0
 

@@ -32,15 +32,16 @@ def sanitize_preprocessors() -> list[Any]:
 
 
 def autograde_preprocessors() -> list[Any]:
-    """Execution in the cage, judging in the grader, nbgrader's scoring, then the graded notebook made inert."""
+    """Execution in the cage, judging in the grader, nbgrader's scoring, tampering flagged for review, then the graded notebook made inert."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
 
     from .execute import BoundedExecute
     from .hidden import JudgeAnswers
     from .sanitize import SanitizeNotebook
+    from .tamper import FlagTampering
 
-    return [BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, SanitizeNotebook, CheckCellMetadata]
+    return [BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, FlagTampering, SanitizeNotebook, CheckCellMetadata]
 
 
 def feedback_preprocessors() -> list[Any]:

@@ -28,11 +28,14 @@ from .intake import SubmissionRefused, _configured_limits, check_student_id, che
 from .tamper import TamperFinding, read_report
 
 __all__ = [
-    "QUIZZES", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade", "generate_release", "find_course_root",
+    "QUIZZES", "quizzes", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade", "generate_release", "find_course_root",
     "summary_table", "tamper_text",
 ]
 
-QUIZZES = ("quiz01_history", "quiz02_mechanism", "quiz03_pharmacokinetics", "quiz04_evidence", "quiz05_safety")
+def quizzes(course_root: Path) -> list[str]:
+    """The quizzes of a course: every ``source/<quiz>/<quiz>.ipynb`` (the one list of quizzes)."""
+    source = Path(course_root) / "source"
+    return sorted(p.name for p in source.iterdir() if (p / f"{p.name}.ipynb").is_file()) if source.is_dir() else []
 
 
 def find_course_root(start: Path | None = None) -> Path:
@@ -44,6 +47,10 @@ def find_course_root(start: Path | None = None) -> Path:
         if (folder / "nbgrader_config.py").is_file() and (folder / "source").is_dir():
             return folder
     raise FileNotFoundError("cannot find the course folder (with nbgrader_config.py and source/); run from inside it")
+
+
+QUIZZES = tuple(quizzes(Path(__file__).resolve().parents[3]))
+"""This repository's quizzes (empty for an installed package without the repository)."""
 
 
 @contextlib.contextmanager
@@ -157,12 +164,14 @@ def grade_class(
     sandbox: bool | None = None,
     notebook_timeout_s: float | None = None,
     config_root: Path | None = None,
+    only_changed: bool = False,
 ) -> list[SubmissionGrade]:
     """Autograde every submission of ``quiz`` under ``submitted/`` in one process, recording each grade in the gradebook.
 
     Settings come from the course's ``nbgrader_config.py`` (see
     :func:`~ketamine_course.grading.config.grading_config`); the keyword
-    arguments override them. Each notebook runs in its cage (see
+    arguments override them. ``only_changed`` skips submissions already
+    graded since they were last changed. Each notebook runs in its cage (see
     :mod:`ketamine_course.grading.sandbox`); where it cannot be sandboxed this
     refuses to start unless sandboxing is switched off explicitly.
     """
@@ -176,6 +185,8 @@ def grade_class(
     if students is None:
         students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{quiz}") if p.is_dir() or p.is_symlink())
     students = list(students)
+    if only_changed:
+        students = [s for s in students if _changed_since_graded(root, quiz, s)]
     results: list[SubmissionGrade] = []
     for number, student_id in enumerate(students, start=1):
         start = time.perf_counter()
@@ -203,6 +214,15 @@ def grade_class(
             shown = student_id if check_student_id_ok(student_id) else repr(student_id)[:40]
             progress(f"[{bar:<20}] {number}/{len(students)} {shown}: {status} in {seconds:.1f} s")
     return results
+
+
+def _changed_since_graded(root: Path, quiz: str, student_id: str) -> bool:
+    """Whether a submission has no graded copy yet, or a file in it is newer than that copy."""
+    graded = root / "autograded" / student_id / quiz / f"{quiz}.ipynb"
+    if not graded.is_file():
+        return True
+    newest = max((p.lstat().st_mtime for p in (root / "submitted" / student_id / quiz).rglob("*")), default=0.0)
+    return newest > graded.lstat().st_mtime
 
 
 def check_student_id_ok(student_id: str) -> bool:
@@ -277,9 +297,9 @@ def self_grade(
     if sandbox is None:
         sandbox = not sandbox_missing()
     root = find_course_root(course_root)
-    quizzes = sorted(p.name for p in (root / "source").iterdir() if (p / f"{p.name}.ipynb").is_file())
-    if quiz not in quizzes:
-        raise ValueError(f"unknown quiz {quiz!r}; the quizzes are {', '.join(quizzes)}")
+    known = quizzes(root)
+    if quiz not in known:
+        raise ValueError(f"unknown quiz {quiz!r}; the quizzes are {', '.join(known)}")
     notebook = Path(notebook) if notebook else root / "release" / quiz / f"{quiz}.ipynb"
     if not notebook.is_file():
         raise FileNotFoundError(f"no notebook at {notebook}")

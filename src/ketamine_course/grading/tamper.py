@@ -21,7 +21,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-__all__ = ["TamperFinding", "tamper_report", "ReportTampering", "RepairCells", "report_path", "read_report"]
+__all__ = ["TamperFinding", "tamper_report", "ReportTampering", "RepairCells", "FlagTampering", "report_path", "read_report"]
 
 
 @dataclass(frozen=True)
@@ -118,9 +118,10 @@ def _preprocessor_base() -> type:
 
 
 def _course_root(resources: dict[str, Any]) -> Path | None:
-    """The course root, from the submission's folder ``<root>/submitted/<student>/<quiz>``."""
+    """The course root, from the folder ``<root>/submitted/<student>/<quiz>`` (or ``autograded/...``) being graded."""
     folder = Path(resources.get("metadata", {}).get("path", "."))
-    return folder.parents[2] if len(folder.parents) > 2 and folder.parents[1].name == "submitted" else None
+    steps = ("submitted", "autograded")
+    return folder.parents[2] if len(folder.parents) > 2 and folder.parents[1].name in steps else None
 
 
 def _refuse_unsafe_id(info: dict[str, Any]) -> None:
@@ -200,4 +201,21 @@ class RepairCells(_preprocessor_base()):  # type: ignore[misc]
                 if cell is not keep:
                     del cell.metadata["nbgrader"]
             self.log.warning("Cell id %r appears %d times; graded the student's own copy", grade_id, len(cells))
+        return nb, resources
+
+
+class FlagTampering(_preprocessor_base()):  # type: ignore[misc]
+    """After nbgrader saved the grades: flag a submission with tamper findings, so the formgrader shows it for review."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+        from nbgrader.api import Gradebook
+
+        info = resources.get("nbgrader", {})
+        root = _course_root(resources)
+        findings = read_report(root, info.get("assignment", ""), info.get("student", "")) if root else None
+        if findings:
+            with Gradebook(info["db_url"]) as gradebook:
+                notebook = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+                notebook.flagged = True
+                gradebook.db.commit()
         return nb, resources
