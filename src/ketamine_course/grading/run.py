@@ -279,6 +279,7 @@ def self_grade(
     feedback_dir: Path | None = None,
     timeout_s: int | None = None,
     sandbox: bool | None = None,
+    prepared: Path | None = None,
 ) -> SelfGradeResult:
     """Grade one learner's quiz with nbgrader, without an instructor, and write a feedback page.
 
@@ -290,7 +291,9 @@ def self_grade(
 
     ``sandbox=None`` (the default) isolates the kernel where this machine can
     and otherwise runs it unsandboxed (the code is the learner's own; Binder
-    images, for one, have no bubblewrap); the result says which.
+    images, for one, have no bubblewrap); the result says which. ``prepared``
+    is a scratch course made earlier for this quiz (its source, release and
+    gradebook), copied instead of generated again.
     """
     from .sandbox import sandbox_missing
 
@@ -307,8 +310,11 @@ def self_grade(
     with tempfile.TemporaryDirectory(prefix="ketamine-grade-") as scratch:
         course = Path(scratch)
         db = f"sqlite:///{course / 'gradebook.db'}"
-        shutil.copytree(root / "source" / quiz, course / "source" / quiz)
-        generate_release(course, quiz, db_url=db)
+        if prepared is not None:
+            shutil.copytree(prepared, course, dirs_exist_ok=True)
+        else:
+            shutil.copytree(root / "source" / quiz, course / "source" / quiz)
+            generate_release(course, quiz, db_url=db)
         target = course / "submitted" / "self" / quiz
         target.mkdir(parents=True)
         shutil.copy(notebook, target / f"{quiz}.ipynb")

@@ -1,0 +1,140 @@
+"""Grade a quiz from inside it: one cell, the learner's score and each question's feedback in the notebook.
+
+The last cell of each quiz calls :func:`grade_here`. It grades the quiz **as
+saved** with exactly the pipeline an instructor's grading uses (hidden tests
+judged in a separate process, the learner's code in the sandbox where this
+machine has one; otherwise it says so), and refuses with "save first" when an
+answer cell was run in a version that is not the saved one, so what is graded
+is what the learner sees. The scratch course the grading needs (the quiz's
+gradebook) is made once per quiz and version and reused, so a grade takes about
+as long as running the notebook.
+
+:func:`track_cells` (installed when the quiz imports :mod:`ketamine_course.quiz`)
+remembers the source each cell was last run with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["NotSaved", "track_cells", "grade_here", "unsaved_answers"]
+
+_LAST_RUN: dict[str, str] = {}
+"""Each cell id's source as it was last run in this kernel."""
+
+
+class NotSaved(RuntimeError):
+    """An answer cell was run in a version that is not saved: grading it would grade something else."""
+
+
+def _remember(info: Any) -> None:
+    cell_id = getattr(info, "cell_id", None)
+    if cell_id:
+        _LAST_RUN[str(cell_id)] = info.raw_cell or ""
+
+
+def track_cells() -> None:
+    """Remember each cell's last-run source in this IPython kernel (once; nothing outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or _remember in shell.events.callbacks.get("pre_run_cell", []):
+        return
+    shell.events.register("pre_run_cell", _remember)
+
+
+def _this_notebook() -> Path:
+    """The notebook this kernel belongs to (JupyterLab tells the kernel its path)."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        session = shell.user_ns.get("__session__") if shell is not None else None
+    except ImportError:
+        session = None
+    session = session or os.environ.get("JPY_SESSION_NAME")
+    if not session:
+        raise FileNotFoundError("this is not a notebook open in JupyterLab; grade from a terminal with: ./course grade QUIZ")
+    path = Path(session)
+    return path if path.is_absolute() else Path.cwd() / path.name
+
+
+def unsaved_answers(notebook: Path) -> list[str]:
+    """Answer cells whose last run (in this kernel) is not what the saved file holds."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    stale = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("solution") or cell.get("id") not in _LAST_RUN:
+            continue
+        if _LAST_RUN[cell["id"]].strip() != cell.source.strip():
+            stale.append(str(meta.get("grade_id", cell["id"])))
+    return stale
+
+
+def _scratch_course(root: Path, quiz: str) -> Path:
+    """A course folder with the quiz's gradebook, made once per version of the quiz and reused."""
+    from .run import generate_release
+
+    source = root / "source" / quiz / f"{quiz}.ipynb"
+    version = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ketamine-course" / "grading" / f"{quiz}-{version}"
+    if (cache / "gradebook.db").is_file() and (cache / "release" / quiz / f"{quiz}.ipynb").is_file():
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f"{quiz}-", dir=cache.parent))
+    shutil.copytree(root / "source" / quiz, building / "source" / quiz)
+    generate_release(building, quiz, db_url=f"sqlite:///{building / 'gradebook.db'}")
+    shutil.rmtree(cache, ignore_errors=True)
+    building.rename(cache)  # the scratch course's gradebook path is written into nothing, so it may move
+    return cache
+
+
+def grade_here(quiz: str | None = None) -> Any:
+    """Grade this quiz as saved, and show the score and each question's feedback (returns the HTML shown)."""
+    from IPython.display import HTML
+
+    from .run import find_course_root, self_grade
+
+    notebook = _this_notebook()
+    stale = unsaved_answers(notebook)
+    if stale:
+        raise NotSaved(
+            f"save first (File → Save Notebook, or Ctrl+S), then run this cell again: the saved file does not hold "
+            f"the answers you last ran in {', '.join(stale)}, and the grader grades the saved file"
+        )
+    quiz = quiz or notebook.stem
+    root = find_course_root(notebook.parent)
+    course = _scratch_course(root, quiz)
+    result = self_grade(quiz, notebook, course_root=root, feedback_dir=root / "feedback", prepared=course)
+    return HTML(_render(result))
+
+
+def _render(result: Any) -> str:
+    grade = result.grade
+    rows = []
+    for grade_id, (score, points) in grade.questions.items():
+        message = grade.messages.get(grade_id, "").splitlines()
+        last = message[-1] if message else ""
+        mark = "✓" if score == points else "✗"
+        rows.append(
+            f"<tr><td>{html.escape(grade_id.split('_')[0])}</td><td>{mark} {score:g} / {points:g}</td><td>{html.escape(last)}</td></tr>"
+        )
+    note = "" if result.sandboxed else "<p>Graded without the sandbox (bubblewrap is not installed here); it ran only your own code.</p>"
+    flagged = "".join(f"<li>{html.escape(f.grade_id)}: {html.escape(f.problem)} ({html.escape(f.detail)})</li>" for f in grade.tampering)
+    return (
+        f"<div class='ketamine-grade'><h3>Your score: {grade.score:g} / {grade.max_score:g}</h3>"
+        f"<table><thead><tr><th>question</th><th>points</th><th>feedback</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{note}{'<p>Notes:</p><ul>' + flagged + '</ul>' if flagged else ''}"
+        f"<p>Graded from the saved file in {grade.seconds:.1f} s. The full feedback page: feedback/{html.escape(result.feedback_html.name)}</p></div>"
+    )

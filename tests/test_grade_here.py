@@ -1,0 +1,55 @@
+"""Grading a quiz from inside it: the saved file is graded exactly as an instructor's grading would, or refused as unsaved."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from grading_helpers import ROOT, nbgrader_meta, solutions, submission, wrong
+from ketamine_course.grading import here
+
+pytestmark = pytest.mark.slow
+QUIZ = "quiz03_pharmacokinetics"
+
+
+@pytest.fixture
+def saved_quiz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A learner's saved quiz in a course folder, the kernel told its path as JupyterLab tells it."""
+    right = solutions(QUIZ)
+    notebook = tmp_path / f"{QUIZ}.ipynb"
+    nbformat.write(submission(QUIZ, {**right, "q2_answer": wrong(right["q2_answer"])}), notebook)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("ketamine_course.grading.run.find_course_root", lambda start=None: ROOT)
+    monkeypatch.setattr(here, "_LAST_RUN", {})
+    return notebook
+
+
+def test_the_score_and_each_question_s_feedback_appear_in_the_notebook(saved_quiz: Path, tmp_path: Path) -> None:
+    shown = here.grade_here().data
+    assert "Your score: 13 / 15" in shown
+    assert shown.count("<tr>") == 1 + 8 and "✗ 0 / 2" in shown
+    assert "<script" not in shown
+
+
+def test_an_answer_run_but_not_saved_is_refused_with_save_first(saved_quiz: Path) -> None:
+    nb = nbformat.read(saved_quiz, as_version=4)
+    cell = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == "q2_answer")
+    here._remember(SimpleNamespace(cell_id=cell.id, raw_cell=solutions(QUIZ)["q2_answer"]))  # the learner fixed q2 and ran it
+    with pytest.raises(here.NotSaved, match=r"save first .* q2_answer"):
+        here.grade_here()
+    cell.source = solutions(QUIZ)["q2_answer"]
+    nbformat.write(nb, saved_quiz)  # ... then saved
+    assert "Your score: 15 / 15" in here.grade_here().data
+
+
+def test_grading_again_reuses_the_prepared_course(saved_quiz: Path) -> None:
+    here.grade_here()
+    start = time.perf_counter()
+    here.grade_here()
+    again = time.perf_counter() - start
+    assert again < 10, "the quiz's gradebook is made once, not at every grade"
