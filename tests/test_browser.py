@@ -1,7 +1,7 @@
 """The course as a learner meets it: JupyterLab in Debian's Chromium, driven by Playwright.
 
-Each test starts its own JupyterLab over a temporary copy of the course (see
-``browser_helpers.py``), opens a notebook in a fresh workspace, and acts as a
+Each test opens the course with the README's own command, ``./course open
+--no-browser``, in a fresh clone (see ``browser_helpers.py``), opens a notebook in a fresh workspace, and acts as a
 learner would: menus, keyboard, typing. Every wait is on real state (the
 kernel status, ``aria-valuenow``, exact texts, an image's ``src``), never a
 fixed sleep. Throughout, a console error or any request that leaves 127.0.0.1
@@ -29,6 +29,7 @@ from browser_helpers import (
     browser_missing,
     default_dose,
     dose_line,
+    git_status,
     open_browser,
     open_notebook,
     run_all,
@@ -188,6 +189,7 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     saved = nbformat.read(lab.course / "notebooks" / "03_pharmacokinetics.ipynb", as_version=4)
     assert any(cell.get("outputs") for cell in saved.cells), "the save went somewhere else"
     assert tree_digest(ROOT / "notebooks") == lessons_before
+    assert git_status(lab.clone) == [], "saving a lesson changed the course's tracked files"
 
 
 # --------------------------------------------------------------------------
@@ -294,6 +296,7 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
     assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
     assert tree_digest(ROOT / "release") == release_before, "the repository's student version was written to"
+    assert git_status(lab.clone) == [], "taking a quiz changed the course's tracked files"
 
 
 # --------------------------------------------------------------------------
