@@ -314,3 +314,88 @@ def test_the_watch_records_console_errors_and_requests_off_this_machine() -> Non
     assert any("a deliberate error" in m for m in watch.console_errors)
     assert watch.outside_requests == ["http://192.0.2.1/feed.xml"]
     assert len(watch.problems()) == len(watch.console_errors) + 1
+
+
+# --------------------------------------------------------------------------
+# The whole journey, from the address ./course open printed
+# --------------------------------------------------------------------------
+
+TAB_LABEL = "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel"
+INSTRUCTOR_TOOLS = re.compile(r"Create Assignment|Formgrader|Course List|Assignment List|Manage Assignments")
+
+
+def _run_cells(page: Any, cells: Any, first: int, last: int) -> None:
+    """Select cell ``first`` and press Shift+Enter through cell ``last``, as a learner runs cells one by one."""
+    cells.nth(first).locator(".jp-InputPrompt").click()
+    for _ in range(first, last + 1):
+        page.keyboard.press("Shift+Enter")
+
+
+def test_the_learners_journey_from_the_printed_address_to_a_checked_quiz(lab: JupyterLab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    # The address ./course open --no-browser printed opens the start page, in the learner's view.
+    assert lab.printed_url.startswith(f"http://127.0.0.1:{lab.port}/lab/tree/notebooks/00_start_here.ipynb?token=")
+    page.goto(lab.printed_url)
+    expect(page.locator(TAB_LABEL)).to_have_text("00_start_here.ipynb")
+    page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle", exact=True).wait_for()
+    expect(page.locator("#jp-mainmenu-nbgrader")).to_have_count(0)
+    expect(page.locator("#jp-menu-panel").get_by_role("menuitem", name="Nbgrader")).to_have_count(0)
+    expect(page.get_by_text(INSTRUCTOR_TOOLS)).to_have_count(0)
+    expect(page.locator("[title*='Create Assignment'], [title*='Assignments'], [title*='Formgrader']")).to_have_count(0)
+
+    # The course map: a lesson link and a quiz link both open their notebooks from the learner's folder.
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "journey-start-page-as-opened.png"))
+    run_all(page)
+    course_map = page.locator(f"{CURRENT_NOTEBOOK} .jp-OutputArea-output table").filter(has=page.get_by_role("columnheader", name="Lesson"))
+    mechanism = next(u for u in UNITS if u.notebook.startswith("02_"))
+    course_map.get_by_role("link", name=mechanism.title, exact=True).click()
+    expect(page.locator(TAB_LABEL)).to_have_text(mechanism.notebook)
+    expect(page.locator(f"{CURRENT_NOTEBOOK} .jp-MarkdownOutput h1").first).to_contain_text("NMDA")
+    page.locator("#jp-main-dock-panel .lm-TabBar-tab").filter(has_text="00_start_here.ipynb").click()
+    expect(page.locator(TAB_LABEL)).to_have_text("00_start_here.ipynb")
+    pk_unit = next(u for u in UNITS if u.quiz == QUIZ)
+    course_map.get_by_role("link", name=pk_unit.quiz, exact=True).click()
+    expect(page.locator(TAB_LABEL)).to_have_text(f"{QUIZ}.ipynb")
+    page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle", exact=True).wait_for()
+
+    # Slips first: each visible check names the slip that happened, without a traceback.
+    panel = page.locator(CURRENT_NOTEBOOK)
+    release = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
+    position = {c.metadata.get("nbgrader", {}).get("grade_id", c.id): i for i, c in enumerate(release.cells)}
+    cells = panel.locator(".jp-Notebook .jp-Cell")
+    expect(cells).to_have_count(len(release.cells))
+    slips = {
+        "q1": ("answer_q1 = 0.5 * 180", re.compile(r"^✗ q1: .*pounds was used as kilograms")),
+        "q2": ('answer_q2 = "4.1 mL"', re.compile(r"^✗ q2: the answer must be a number in mL \(no units or text, just the number\)")),
+        "q3": ("answer_q3 = 0.5 * 180 / 2.20462262185 / 10 / 40", re.compile(r"^✗ q3: .*per minute instead of per hour")),
+        "q7": ('answer_q7 = "c"', re.compile(r'^✗ q7: use a capital letter: "C", not "c"$')),
+    }
+    _run_cells(page, cells, position["setup"], position["setup"])
+    for question, (code, message) in slips.items():
+        _answer(page, cells.nth(position[f"{question}_answer"]), code)
+        _run_cells(page, cells, position[f"{question}_answer"], position[f"{question}_test"])
+        feedback = cells.nth(position[f"{question}_test"]).locator(".jp-OutputArea-output")
+        expect(feedback).to_have_text(message)
+        expect(feedback).not_to_contain_text("Traceback")
+    cells.nth(position["q3_test"]).scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "journey-quiz-slips.png"))
+
+    # Then every answer right: every visible check passes, and so does Validate.
+    answers = solutions(QUIZ)
+    for grade_id, code in answers.items():
+        _answer(page, cells.nth(position[grade_id]), code)
+    run_all(page)
+    _no_error_outputs(page)
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^✓ q\d+:"))).to_have_count(len(answers))
+    dialog = _validate(page)
+    expect(dialog.locator(".validation-success")).to_be_visible()
+    dialog.get_by_role("button", name="Ok").click()
+
+    # The answers are saved in the learner's work folder; the course's tracked files are untouched.
+    saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
+    assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
+    assert git_status(lab.clone) == [], "learning changed the course's tracked files"
+    assert not (lab.home / ".jupyter").exists(), "the course used the learner's own ~/.jupyter"
+    expect(page.locator(".jp-toast-message, .Toastify__toast")).to_have_count(0)  # no news or update pop-up
