@@ -36,7 +36,7 @@ from browser_helpers import (
     volume_line,
 )
 from grading_helpers import solutions, tree_digest
-from ketamine_course import dosing, pk
+from ketamine_course import DISCLAIMER, dosing, pk
 from ketamine_course.lesson import UNITS, cited_ids
 from ketamine_course.widgets import format_number
 
@@ -89,15 +89,15 @@ def _no_error_outputs(page: Any) -> None:
 # --------------------------------------------------------------------------
 
 
-def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page: Any) -> None:
+def test_start_page_is_readable_before_anything_runs_and_its_map_opens_a_lesson(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 
     open_notebook(page, lab, "notebooks/00_start_here.ipynb")
-    expect(page.locator(".jp-NotebookPanel .jp-MarkdownOutput h1").first).to_have_text(re.compile("Ketamine: an interactive pharmacology course"))
-    run_all(page)
-    _no_error_outputs(page)
-
-    course_map = page.locator(".jp-OutputArea-output table").filter(has=page.get_by_role("columnheader", name="Lesson"))
+    panel = page.locator(CURRENT_NOTEBOOK)
+    expect(panel.locator(".jp-MarkdownOutput h1").first).to_have_text(re.compile("Ketamine: an interactive pharmacology course"))
+    # As opened, with nothing run: the disclaimer and the course map are there to read.
+    expect(panel.locator(".jp-MarkdownOutput blockquote").first).to_contain_text(DISCLAIMER.split(". ", 1)[1])
+    course_map = panel.locator(".jp-MarkdownOutput table").filter(has=page.get_by_role("columnheader", name="Lesson"))
     expect(course_map).to_have_count(1)
     rows = course_map.locator("tbody tr")
     expect(rows).to_have_count(len(UNITS) + 1)  # one row per unit, then the total
@@ -108,6 +108,11 @@ def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page:
         expect(row.get_by_role("link", name=unit.quiz, exact=True)).to_be_visible()
     total_min = sum(u.minutes for u in UNITS)
     expect(rows.last).to_contain_text(f"{total_min // 60} h {total_min % 60:02d} min")
+    expect(panel.locator(".jp-CodeCell .jp-InputPrompt").first).to_have_text("[ ]:")  # nothing has run
+
+    # Run All still works and shows nothing amiss.
+    run_all(page)
+    _no_error_outputs(page)
 
     # The map is how a learner moves on: its link opens the lesson in JupyterLab.
     pk_unit = next(u for u in UNITS if u.notebook.startswith("03_"))
@@ -191,6 +196,15 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     assert tree_digest(ROOT / "notebooks") == lessons_before
     assert git_status(lab.clone) == [], "saving a lesson changed the course's tracked files"
 
+    # Reopened later, the lesson shows its last still pictures, not a widget error.
+    assert saved.metadata.get("widgets"), "the widget state was not saved with the lesson"
+    open_notebook(page, lab, "notebooks/03_pharmacokinetics.ipynb")
+    reopened = page.locator(CURRENT_NOTEBOOK)
+    expect(reopened.locator(".t-decay-plot")).to_be_visible()
+    assert reopened.locator(".t-decay-plot").evaluate("img => img.decode().then(() => img.naturalWidth > 0)")
+    expect(reopened.locator(".t-dose-mg")).to_have_text(dose_line(80))
+    expect(reopened.get_by_text(re.compile("Error displaying widget|model not found"))).to_have_count(0)
+
 
 # --------------------------------------------------------------------------
 # Every other lesson: runs clean, every widget and figure shows, with a text alternative
@@ -210,7 +224,7 @@ def test_lesson_runs_in_jupyterlab_with_every_figure_shown(lab: JupyterLab, page
     outputs = panel.locator(".jp-OutputArea-output")
     expect(outputs.filter(has_text=re.compile("Error displaying widget|Loading widget"))).to_have_count(0)
     cited = cited_ids(ROOT / "notebooks" / lesson)
-    expect(outputs.locator("ol").last.locator("li")).to_have_count(len(cited))  # the reference list, rendered
+    expect(panel.locator(".jp-MarkdownOutput ol").last.locator("li")).to_have_count(len(cited))  # the reference list
     figures = panel.locator(".jp-OutputArea-output img")
     expect(figures.first).to_be_visible()
     for figure in figures.all():
@@ -344,11 +358,10 @@ def test_the_learners_journey_from_the_printed_address_to_a_checked_quiz(lab: Ju
     expect(page.get_by_text(INSTRUCTOR_TOOLS)).to_have_count(0)
     expect(page.locator("[title*='Create Assignment'], [title*='Assignments'], [title*='Formgrader']")).to_have_count(0)
 
-    # The course map: a lesson link and a quiz link both open their notebooks from the learner's folder.
+    # The course map, readable as opened: a lesson link and a quiz link both open their notebooks from the learner's folder.
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "journey-start-page-as-opened.png"))
-    run_all(page)
-    course_map = page.locator(f"{CURRENT_NOTEBOOK} .jp-OutputArea-output table").filter(has=page.get_by_role("columnheader", name="Lesson"))
+    course_map = page.locator(f"{CURRENT_NOTEBOOK} .jp-MarkdownOutput table").filter(has=page.get_by_role("columnheader", name="Lesson"))
     mechanism = next(u for u in UNITS if u.notebook.startswith("02_"))
     course_map.get_by_role("link", name=mechanism.title, exact=True).click()
     expect(page.locator(TAB_LABEL)).to_have_text(mechanism.notebook)
