@@ -38,6 +38,7 @@ from browser_helpers import (
 from grading_helpers import solutions, tree_digest
 from ketamine_course import DISCLAIMER, dosing, pk
 from ketamine_course.lesson import UNITS, cited_ids
+from ketamine_course.quiz import SLIPS
 from ketamine_course.widgets import format_number
 
 pytestmark = pytest.mark.slow
@@ -281,12 +282,12 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     expect(cells).to_have_count(len(release.cells))
 
     # A classic slip (pounds used as kilograms), checked as a learner does: the visible check names it, without a traceback.
-    _answer(page, cells.nth(position["q1_answer"]), "answer_q1 = 0.5 * 180")
+    _answer(page, cells.nth(position["q1_answer"]), "answer_q1 = 0.5 * 143")
     cells.nth(position["setup"]).locator(".jp-InputPrompt").click()
     for _ in range(position["setup"], position["q1_test"] + 1):
         page.keyboard.press("Shift+Enter")
     feedback = cells.nth(position["q1_test"]).locator(".jp-OutputArea-output")
-    expect(feedback).to_have_text("✗ q1: it looks as if the weight in pounds was used as kilograms: convert first (1 kg = 2.2046 lb)")
+    expect(feedback).to_have_text(f"✗ q1: {SLIPS['pounds_as_kg']}")
     expect(feedback).not_to_contain_text("Traceback")
 
     # Answer every question with the instructor's solution, typed into the student version.
@@ -301,7 +302,7 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     # The visible checks, run as a learner would, all pass.
     run_all(page)
     _no_error_outputs(page)
-    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^✓ q\d+:"))).to_have_count(len(answers))
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^q\d+, form checked: "))).to_have_count(len(answers))
 
     dialog = _validate(page)
     expect(dialog.locator(".validation-success")).to_have_text("Success! Your notebook passes all the tests.")
@@ -380,9 +381,10 @@ def test_the_learners_journey_from_the_printed_address_to_a_checked_quiz(lab: Ju
     cells = panel.locator(".jp-Notebook .jp-Cell")
     expect(cells).to_have_count(len(release.cells))
     slips = {
-        "q1": ("answer_q1 = 0.5 * 180", re.compile(r"^✗ q1: .*pounds was used as kilograms")),
+        "q1": ("answer_q1 = 0.5 * 143", f"✗ q1: {SLIPS['pounds_as_kg']}"),
         "q2": ('answer_q2 = "4.1 mL"', re.compile(r"^✗ q2: the answer must be a number in mL \(no units or text, just the number\)")),
-        "q3": ("answer_q3 = 0.5 * 180 / 2.20462262185 / 10 / 40", re.compile(r"^✗ q3: .*per minute instead of per hour")),
+        "q3": ("answer_q3 = 0.5 * 143 / 2.20462262185 / 10 / 40", f"✗ q3: {SLIPS['per_minute']}"),
+        "q5": ("answer_q5 = 60 / 80 * 1000", f"✗ q5: {SLIPS['no_bioavailability']}"),
         "q7": ('answer_q7 = "c"', re.compile(r'^✗ q7: use a capital letter: "C", not "c"$')),
     }
     _run_cells(page, cells, position["setup"], position["setup"])
@@ -401,10 +403,12 @@ def test_the_learners_journey_from_the_printed_address_to_a_checked_quiz(lab: Ju
         _answer(page, cells.nth(position[grade_id]), code)
     run_all(page)
     _no_error_outputs(page)
-    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^✓ q\d+:"))).to_have_count(len(answers))
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^q\d+, form checked: "))).to_have_count(len(answers))
     dialog = _validate(page)
     expect(dialog.locator(".validation-success")).to_be_visible()
     dialog.get_by_role("button", name="Ok").click()
+    # The quiz itself tells the learner what that success means.
+    expect(panel.locator(".jp-MarkdownOutput").first).to_contain_text("means that every answer has the right form, not that it is right")
 
     # The answers are saved in the learner's work folder; the course's tracked files are untouched.
     saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)

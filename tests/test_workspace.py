@@ -17,6 +17,15 @@ def _course(tmp_path: Path) -> Path:
     return course
 
 
+def _update_text(path: Path) -> None:
+    """What a course update does: change a notebook's text."""
+    import json
+
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb["cells"][0]["source"] = ["# Updated\n"] + nb["cells"][0]["source"]
+    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+
+
 def test_first_open_copies_every_lesson_and_quiz(tmp_path: Path) -> None:
     course = _course(tmp_path)
     report = seed(course, course / "work")
@@ -41,8 +50,8 @@ def test_an_update_reaches_untouched_copies_and_never_an_edited_one(tmp_path: Pa
     seed(course, work)
     lesson, quiz = "notebooks/01_history.ipynb", "release/quiz01_history/quiz01_history.ipynb"
     (work / quiz).write_text("my answers")
-    (course / lesson).write_bytes((course / lesson).read_bytes() + b"\n")  # the course updates both
-    (course / quiz).write_bytes((course / quiz).read_bytes() + b"\n")
+    _update_text(course / lesson)  # the course updates both
+    _update_text(course / quiz)
     report = seed(course, work)
     assert report.updated == [lesson]
     assert report.kept == [quiz]
@@ -55,6 +64,30 @@ def test_an_update_reaches_untouched_copies_and_never_an_edited_one(tmp_path: Pa
     assert seed(course, work).copied == [quiz]
 
 
+def test_running_and_saving_a_lesson_is_not_an_edit_but_changing_its_text_is(tmp_path: Path) -> None:
+    import json
+
+    course = _course(tmp_path)
+    work = course / "work"
+    seed(course, work)
+    ran, edited = "notebooks/02_nmda_mechanism.ipynb", "notebooks/03_pharmacokinetics.ipynb"
+    for relative, change in ((ran, "outputs"), (edited, "source")):
+        nb = json.loads((work / relative).read_text(encoding="utf-8"))
+        code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        if change == "outputs":  # what Run All and a save do
+            code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ran\n"]}]
+            code["execution_count"] = 1
+            nb["metadata"]["language_info"] = {"name": "python", "version": "3.11.2"}
+        else:  # what a learner's note or answer does
+            code["source"] = ["# my note\n"] + code["source"]
+        (work / relative).write_text(json.dumps(nb), encoding="utf-8")
+        _update_text(course / relative)
+    report = seed(course, work)
+    assert report.updated == [ran]
+    assert report.kept == [edited]
+    assert "# my note" in (work / edited).read_text(encoding="utf-8")
+
+
 def test_a_damaged_manifest_never_costs_the_learner_their_work(tmp_path: Path) -> None:
     course = _course(tmp_path)
     work = course / "work"
@@ -62,7 +95,7 @@ def test_a_damaged_manifest_never_costs_the_learner_their_work(tmp_path: Path) -
     quiz = "release/quiz02_mechanism/quiz02_mechanism.ipynb"
     (work / quiz).write_text("my answers")
     (work / MANIFEST).write_text("{not json")
-    (course / quiz).write_bytes((course / quiz).read_bytes() + b"\n")
+    _update_text(course / quiz)
     assert seed(course, work).kept == [quiz]
     assert (work / quiz).read_text() == "my answers"
 

@@ -10,10 +10,13 @@ without losing anything:
 
 * a lesson or quiz missing from ``work/`` is copied in (a new unit, or one the
   learner deleted to get a fresh copy);
-* a copy the learner never changed (its bytes are still those the course last
-  put there, recorded in ``work/.course-seed.json``) follows a course update;
-* a copy the learner changed is kept as it is, and the course's newer version
-  is reported, never written over it.
+* a copy whose text the learner never changed (its cells' sources are still
+  those the course last put there, recorded in ``work/.course-seed.json``;
+  outputs and metadata from running or saving it do not count as changes)
+  follows a course update;
+* a copy whose text the learner changed (an answer, a note, an edited cell) is
+  kept as it is, and the course's newer version is reported, never written
+  over it.
 
 The layout inside ``work/`` mirrors the repository (``notebooks/`` beside
 ``release/``), so the course map's links (``../release/<quiz>/<quiz>.ipynb``)
@@ -30,13 +33,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["COURSE_FOLDERS", "MANIFEST", "SeedReport", "course_files", "main", "seed"]
+__all__ = ["COURSE_FOLDERS", "MANIFEST", "SeedReport", "course_files", "main", "seed", "text_fingerprint"]
 
 COURSE_FOLDERS = ("notebooks", "release")
 """What a learner works in: the lessons and the student versions of the quizzes."""
 
 MANIFEST = ".course-seed.json"
-"""In the workspace: the SHA-256 of each file as the course last copied it."""
+"""In the workspace: the text fingerprint (:func:`text_fingerprint`) of each notebook as the course last copied it."""
 
 
 @dataclass
@@ -52,7 +55,7 @@ class SeedReport:
         out = []
         if self.copied:
             out.append(f"course: copied {len(self.copied)} notebook(s) into your work folder: {', '.join(self.copied)}")
-        out += [f"course: updated {path} (you had not changed it)" for path in self.updated]
+        out += [f"course: updated {path} to the course's new version (you had not edited it; run it again for its outputs)" for path in self.updated]
         out += [
             f"course: the course has a newer {path}; your copy is kept. To get the new one, rename yours and open the course again."
             for path in self.kept
@@ -60,8 +63,19 @@ class SeedReport:
         return out
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def text_fingerprint(path: Path) -> str:
+    """SHA-256 of a notebook's text: each cell's type and source, in order (not outputs or metadata).
+
+    A file that is not a readable notebook fingerprints its raw bytes, so it is
+    never mistaken for an unedited copy.
+    """
+    raw = path.read_bytes()
+    try:
+        cells = json.loads(raw)["cells"]
+        text = json.dumps([[c["cell_type"], "".join(c["source"])] for c in cells], ensure_ascii=False)
+    except (ValueError, KeyError, TypeError):
+        return "raw:" + hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def course_files(course_root: Path) -> list[str]:
@@ -99,14 +113,14 @@ def seed(course_root: Path, workspace: Path) -> SeedReport:
     manifest = _read_manifest(workspace)
     for relative in course_files(course_root):
         source, target = course_root / relative, workspace / relative
-        shipped = _sha256(source)
+        shipped = text_fingerprint(source)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             report.copied.append(relative)
-        elif _sha256(target) == shipped:
+        elif text_fingerprint(target) == shipped:
             pass
-        elif manifest.get(relative) == _sha256(target):
+        elif manifest.get(relative) == text_fingerprint(target):
             shutil.copyfile(source, target)
             report.updated.append(relative)
         else:
