@@ -104,3 +104,25 @@ def test_the_command_refuses_a_folder_that_is_not_the_course(tmp_path: Path, cap
     assert main([str(tmp_path), str(tmp_path / "work")]) == 2
     assert "run this from the course folder" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
+
+
+def test_every_link_in_the_lessons_and_quizzes_opens_a_notebook_in_the_work_folder(tmp_path: Path) -> None:
+    """JupyterLab serves only work/: a link that leaves it, or points nowhere, does nothing for the learner."""
+    import json
+    import re
+
+    course = _course(tmp_path)
+    work = course / "work"
+    seed(course, work)
+    checked = 0
+    for relative in course_files(course):
+        notebook = work / relative
+        text = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "markdown")
+        for target in re.findall(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", text):
+            if re.match(r"^[a-z]+:|^#", target):
+                continue  # a web address or an anchor
+            resolved = (notebook.parent / target.split("#")[0]).resolve()
+            assert resolved.is_relative_to(work.resolve()), f"{relative}: {target} leaves the work folder"
+            assert resolved.is_file(), f"{relative}: {target} points nowhere"
+            checked += 1
+    assert checked >= 2 * 5 + 5 + 5  # each unit links its quiz twice, the map links every lesson and quiz
