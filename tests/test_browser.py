@@ -154,6 +154,9 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line(72))
     expect(calculator.locator(".t-volume-ml")).to_have_text(volume_line(72))
     expect(calculator.locator(".t-weight-text input")).to_have_value("72")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    calculator.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "pharmacokinetics-dose-calculator.png"))
 
     # Half-life slider: the plot is redrawn and the readout follows.
     half_life = page.locator(".t-half-life [role=slider]")
@@ -414,5 +417,6 @@ def test_the_learners_journey_from_the_printed_address_to_a_checked_quiz(lab: Ju
     saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
     assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
     assert git_status(lab.clone) == [], "learning changed the course's tracked files"
-    assert not (lab.home / ".jupyter").exists(), "the course used the learner's own ~/.jupyter"
+    for personal in (".jupyter", ".local/share/jupyter", ".ipython"):
+        assert not (lab.home / personal).exists(), f"the course used the learner's own ~/{personal}"
     expect(page.locator(".jp-toast-message, .Toastify__toast")).to_have_count(0)  # no news or update pop-up
