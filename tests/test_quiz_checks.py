@@ -121,3 +121,35 @@ def test_quizzes_tell_what_validate_checks() -> None:
         nb = nbformat.read(ROOT / "release" / quiz / f"{quiz}.ipynb", as_version=4)
         text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
         assert "passes all the tests" in text and "not that it is right" in text, quiz
+
+
+def _practice(notebook: Path) -> str:
+    nb = nbformat.read(notebook, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    return text[text.index("## Practice") : text.index("## Key points")]
+
+
+def _questions(quiz: str) -> str:
+    nb = nbformat.read(ROOT / "release" / quiz / f"{quiz}.ipynb", as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id", "") for c in nb.cells]
+    return "\n".join(c.source for c, i in zip(nb.cells, ids) if c.cell_type == "markdown" and (i.endswith("_question") or i == "scenario"))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w.−-]+", re.sub(r"\]\([^)]*\)", "]", text).lower())
+
+
+@pytest.mark.parametrize("unit", __import__("ketamine_course.lesson", fromlist=["UNITS"]).UNITS, ids=lambda u: u.quiz)
+def test_quizzes_do_not_repeat_the_lessons_practice(unit) -> None:
+    """A quiz tests a lesson's ideas on new numbers and new cases, not the worked answers the lesson reveals."""
+    from test_lessons import _data_numbers
+
+    practice, questions = _practice(ROOT / "notebooks" / unit.notebook), _questions(unit.quiz)
+    words = _words(practice)
+    shingles = {" ".join(words[i : i + 8]) for i in range(len(words) - 7)}
+    quiz_words = _words(questions)
+    repeated = {" ".join(quiz_words[i : i + 8]) for i in range(len(quiz_words) - 7)} & shingles
+    assert not repeated, f"{unit.quiz} repeats the lesson's practice word for word: {sorted(repeated)[:3]}"
+    worked = set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?", practice)) - _data_numbers()
+    reused = {n for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", questions) if n in worked}
+    assert not reused, f"{unit.quiz} reuses the numbers of the lesson's worked practice: {sorted(reused)}"
