@@ -126,3 +126,35 @@ def test_every_link_in_the_lessons_and_quizzes_opens_a_notebook_in_the_work_fold
             assert resolved.is_file(), f"{relative}: {target} points nowhere"
             checked += 1
     assert checked >= 2 * 5 + 5 + 5  # each unit links its quiz twice, the map links every lesson and quiz
+
+
+def test_a_git_pull_of_a_course_update_keeps_the_learners_answers(tmp_path: Path) -> None:
+    """The learner's clone: answers in work/, the course updated upstream, git pull, open again."""
+    import json
+    import subprocess
+    import sys
+
+    from browser_helpers import clone_course, git_status
+
+    def git(folder: Path, *args: str) -> None:
+        subprocess.run(["git", "-C", str(folder), "-c", "user.name=course", "-c", "user.email=course@localhost", *args], check=True, capture_output=True)
+
+    upstream = clone_course(tmp_path / "upstream")
+    git(tmp_path, "clone", "-q", str(upstream), "learner")
+    learner = tmp_path / "learner"
+    quiz = "release/quiz01_history/quiz01_history.ipynb"
+    subprocess.run([sys.executable, "-m", "ketamine_course.workspace", ".", "work"], cwd=learner, check=True, capture_output=True)
+    mine = json.loads((learner / "work" / quiz).read_text(encoding="utf-8"))
+    answer = next(c for c in mine["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_answer")
+    answer["source"] = ['answer_q1 = "B"']
+    (learner / "work" / quiz).write_text(json.dumps(mine), encoding="utf-8")
+    assert git_status(learner) == [], "the learner's answers show up as changes to the course"
+
+    _update_text(upstream / quiz)
+    git(upstream, "commit", "-qam", "course update")
+    git(learner, "pull", "-q", "--ff-only")
+    seeded = subprocess.run([sys.executable, "-m", "ketamine_course.workspace", ".", "work"], cwd=learner, check=True, capture_output=True, text=True)
+    assert "your copy is kept" in seeded.stdout and quiz in seeded.stdout
+    kept = json.loads((learner / "work" / quiz).read_text(encoding="utf-8"))
+    assert ['answer_q1 = "B"'] in [c["source"] for c in kept["cells"]]
+    assert (learner / quiz).read_text(encoding="utf-8") == (upstream / quiz).read_text(encoding="utf-8")
