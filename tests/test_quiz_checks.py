@@ -153,3 +153,15 @@ def test_quizzes_do_not_repeat_the_lessons_practice(unit) -> None:
     worked = set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?", practice)) - _data_numbers()
     reused = {n for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", questions) if n in worked}
     assert not reused, f"{unit.quiz} reuses the numbers of the lesson's worked practice: {sorted(reused)}"
+
+
+def test_every_slip_a_quiz_names_is_tried() -> None:
+    named = set()
+    for quiz in QUIZZES:
+        for grade_id, source in _cells(quiz).items():
+            if grade_id.endswith("_test"):
+                for slip in re.findall(r'"([a-z_]+)": "[0-9a-f]{16}"', source):
+                    named.add((quiz, grade_id.split("_")[0], SLIPS[slip]))
+    tried = {(quiz, question, message) for quiz, question, _, message in SLIP_CASES}
+    assert named, "no quiz names a slip"
+    assert named <= tried, f"slips named but never tried: {sorted(named - tried)}"
