@@ -1,12 +1,13 @@
-"""A private JupyterLab and a headless Chromium, as a learner meets the course.
+"""The course opened as a learner opens it, and a headless Chromium.
 
 Used by ``tests/test_browser.py`` and ``benchmarks/run.py``. Each
-:class:`JupyterLab` serves a temporary copy of the course on 127.0.0.1 with a
-token and its own config, settings, workspace, data and runtime folders, so
-nothing it does (autosave, workspaces, kernel files) touches the repository or
-the user's own Jupyter setup. :func:`open_browser` launches Debian's Chromium
-(Playwright cannot download its own browsers here) with every request that
-does not go to 127.0.0.1 aborted and recorded, and console errors recorded.
+:class:`JupyterLab` runs the README's own command, ``./course open
+--no-browser``, in a fresh clone of the course with an empty HOME, and reads
+the URL it prints: the server, its root (the learner's ``work/`` folder) and
+its Jupyter configuration are the product's, not the test's.
+:func:`open_browser` launches Debian's Chromium (Playwright cannot download
+its own browsers here) with every request that does not go to 127.0.0.1
+aborted and recorded, and console errors recorded.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import json
 import os
 import re
 import secrets
-import shutil
 import socket
+import shutil
 import subprocess
 import sys
 import time
@@ -43,10 +44,6 @@ CHROMIUM_ARGS = [
 ]
 KERNEL_IDLE = "Python 3 (ipykernel) | Idle"
 CURRENT_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the active tab
-# What the course copy needs: the lessons, the student quizzes, and the nbgrader config Validate reads.
-COURSE_PARTS = ("notebooks", "release", "nbgrader_config.py")
-
-
 def browser_missing() -> str | None:
     """Why browser tests cannot run here, or None when they can."""
     try:
@@ -58,14 +55,141 @@ def browser_missing() -> str | None:
     return None
 
 
+def _git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def clone_course(target: Path) -> Path:
+    """A fresh git clone of the course as it is in this working tree (committed or not), sharing its ``.venv``.
+
+    Every file git would track (``git ls-files --cached --others --exclude-standard``)
+    is copied and committed in a new repository, so ``git status`` in the clone
+    shows exactly what the learner's actions changed. The environment ``./course``
+    made (``.venv``, whose stamp matches the unchanged ``pyproject.toml`` and
+    ``requirements.lock``) is linked rather than rebuilt.
+    """
+    files = _git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    target.mkdir(parents=True)
+    for name in filter(None, files):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    _git(target, "init", "-q")
+    _git(target, "add", "-A")
+    _git(target, "-c", "user.name=course", "-c", "user.email=course@localhost", "commit", "-q", "-m", "the course")
+    (target / ".git" / "info" / "exclude").write_text("/.venv\n")  # a symlink, which .gitignore's /.venv/ does not match
+    (target / ".venv").symlink_to(ROOT / ".venv")
+    return target
+
+
+def git_status(folder: Path) -> list[str]:
+    """``git status --porcelain`` of a clone, one line per changed or new file (ignored files excluded)."""
+    return _git(folder, "status", "--porcelain", "--untracked-files=all").splitlines()
+
+
+PRINTED_URL = re.compile(r"(http://127\.0\.0\.1:(\d+)(/\S*?)\?token=([0-9a-f]+))")
+
+
+class JupyterLab:
+    """The course opened exactly as the README says, ``./course open --no-browser``, in a fresh clone.
+
+    The learner's HOME is a new empty folder. The server, its root (the
+    learner's ``work/`` folder), its configuration and the URL are all the
+    command's own; the test only reads the URL the command prints. Use as a
+    context manager; ``url(path)`` opens a file (relative to ``work/``) in a
+    fresh workspace.
+    """
+
+    def __init__(self, workdir: Path, start_timeout_s: float = 90.0) -> None:
+        self.workdir = workdir
+        self.clone = workdir / "ketamine-course"
+        self.course = self.clone / "work"  # what the server serves
+        self.home = workdir / "home"
+        self.start_timeout_s = start_timeout_s
+        self.log_path = workdir / "course-open.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.printed_url = ""
+        self.port = 0
+        self.token = ""
+
+    def _environment(self) -> dict[str, str]:
+        self.home.mkdir()
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON", "PYTHON", "VIRTUAL_ENV"))}
+        return {**keep, "HOME": str(self.home)}
+
+    def __enter__(self) -> JupyterLab:
+        clone_course(self.clone)
+        command = ["./course", "open", "--no-browser"]
+        if os.geteuid() == 0:  # the README: JupyterLab refuses root unless asked
+            command.append("--allow-root")
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, cwd=self.clone, env=self._environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"./course open exited with {self.process.returncode}:\n{self.log_tail()}")
+            printed = PRINTED_URL.search(self.log_path.read_text(errors="replace"))
+            if printed:
+                self.printed_url, self.port, self.token = printed.group(1), int(printed.group(2)), printed.group(4)
+                status = f"http://127.0.0.1:{self.port}/api/status"
+                request = urllib.request.Request(status, headers={"Authorization": f"token {self.token}"})
+                try:
+                    with urllib.request.urlopen(request, timeout=2) as response:
+                        if response.status == 200:
+                            return
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+            time.sleep(0.1)
+        raise TimeoutError(f"./course open printed no working URL within {self.start_timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def url(self, path: str) -> str:
+        """The address that opens ``path`` (relative to the learner's ``work/``) in a reset workspace."""
+        return f"http://127.0.0.1:{self.port}/lab/tree/{quote(path)}?reset&token={self.token}"
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, 15)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, 9)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=15)
+
+
+# What a copy of the course for another environment's JupyterLab needs: the lessons, the student quizzes, the nbgrader config.
+COURSE_PARTS = ("notebooks", "release", "nbgrader_config.py")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-class JupyterLab:
-    """A JupyterLab server of its own over a temporary copy of the course.
+class BinderLab:
+    """A JupyterLab of another environment (Binder's) over a temporary copy of the course, configured as Binder's is.
 
     Use as a context manager; ``url(path)`` opens a file in a fresh workspace.
     """
@@ -108,7 +232,7 @@ class JupyterLab:
             "JUPYTER_PLATFORM_DIRS": "1",
         }
 
-    def __enter__(self) -> JupyterLab:
+    def __enter__(self) -> BinderLab:
         env = self._prepare()
         command = [
             self.python, "-m", "jupyter", "lab", "--no-browser",

@@ -92,14 +92,14 @@ def test_postbuild_check_fails_loudly_when_the_learner_view_is_not_in_place(bind
 
 @pytest.fixture
 def learner_lab(binder: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
-    from browser_helpers import JupyterLab, browser_missing
+    from browser_helpers import BinderLab, browser_missing
 
     missing = browser_missing()
     if missing and os.environ.get("CI"):
         pytest.fail(f"browser tests must run in CI: {missing}")
     if missing:
         pytest.skip(missing)
-    with JupyterLab(tmp_path, python=str(binder["env"] / "bin" / "python")) as lab:
+    with BinderLab(tmp_path, python=str(binder["env"] / "bin" / "python")) as lab:
         yield lab
 
 

@@ -1,7 +1,7 @@
 """The course as a learner meets it: JupyterLab in Debian's Chromium, driven by Playwright.
 
-Each test starts its own JupyterLab over a temporary copy of the course (see
-``browser_helpers.py``), opens a notebook in a fresh workspace, and acts as a
+Each test opens the course with the README's own command, ``./course open
+--no-browser``, in a fresh clone (see ``browser_helpers.py``), opens a notebook in a fresh workspace, and acts as a
 learner would: menus, keyboard, typing. Every wait is on real state (the
 kernel status, ``aria-valuenow``, exact texts, an image's ``src``), never a
 fixed sleep. Throughout, a console error or any request that leaves 127.0.0.1
@@ -29,14 +29,16 @@ from browser_helpers import (
     browser_missing,
     default_dose,
     dose_line,
+    git_status,
     open_browser,
     open_notebook,
     run_all,
     volume_line,
 )
 from grading_helpers import solutions, tree_digest
-from ketamine_course import dosing, pk
+from ketamine_course import DISCLAIMER, dosing, pk
 from ketamine_course.lesson import UNITS, cited_ids
+from ketamine_course.quiz import SLIPS
 from ketamine_course.widgets import format_number
 
 pytestmark = pytest.mark.slow
@@ -88,15 +90,15 @@ def _no_error_outputs(page: Any) -> None:
 # --------------------------------------------------------------------------
 
 
-def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page: Any) -> None:
+def test_start_page_is_readable_before_anything_runs_and_its_map_opens_a_lesson(lab: JupyterLab, page: Any) -> None:
     from playwright.sync_api import expect
 
     open_notebook(page, lab, "notebooks/00_start_here.ipynb")
-    expect(page.locator(".jp-NotebookPanel .jp-MarkdownOutput h1").first).to_have_text(re.compile("Ketamine: an interactive pharmacology course"))
-    run_all(page)
-    _no_error_outputs(page)
-
-    course_map = page.locator(".jp-OutputArea-output table").filter(has=page.get_by_role("columnheader", name="Lesson"))
+    panel = page.locator(CURRENT_NOTEBOOK)
+    expect(panel.locator(".jp-MarkdownOutput h1").first).to_have_text(re.compile("Ketamine: an interactive pharmacology course"))
+    # As opened, with nothing run: the disclaimer and the course map are there to read.
+    expect(panel.locator(".jp-MarkdownOutput blockquote").first).to_contain_text(DISCLAIMER.split(". ", 1)[1])
+    course_map = panel.locator(".jp-MarkdownOutput table").filter(has=page.get_by_role("columnheader", name="Lesson"))
     expect(course_map).to_have_count(1)
     rows = course_map.locator("tbody tr")
     expect(rows).to_have_count(len(UNITS) + 1)  # one row per unit, then the total
@@ -107,6 +109,11 @@ def test_start_page_course_map_renders_and_opens_a_lesson(lab: JupyterLab, page:
         expect(row.get_by_role("link", name=unit.quiz, exact=True)).to_be_visible()
     total_min = sum(u.minutes for u in UNITS)
     expect(rows.last).to_contain_text(f"{total_min // 60} h {total_min % 60:02d} min")
+    expect(panel.locator(".jp-CodeCell .jp-InputPrompt").first).to_have_text("[ ]:")  # nothing has run
+
+    # Run All still works and shows nothing amiss.
+    run_all(page)
+    _no_error_outputs(page)
 
     # The map is how a learner moves on: its link opens the lesson in JupyterLab.
     pk_unit = next(u for u in UNITS if u.notebook.startswith("03_"))
@@ -147,6 +154,9 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     expect(calculator.locator(".t-dose-mg")).to_have_text(dose_line(72))
     expect(calculator.locator(".t-volume-ml")).to_have_text(volume_line(72))
     expect(calculator.locator(".t-weight-text input")).to_have_value("72")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    calculator.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "pharmacokinetics-dose-calculator.png"))
 
     # Half-life slider: the plot is redrawn and the readout follows.
     half_life = page.locator(".t-half-life [role=slider]")
@@ -188,6 +198,16 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     saved = nbformat.read(lab.course / "notebooks" / "03_pharmacokinetics.ipynb", as_version=4)
     assert any(cell.get("outputs") for cell in saved.cells), "the save went somewhere else"
     assert tree_digest(ROOT / "notebooks") == lessons_before
+    assert git_status(lab.clone) == [], "saving a lesson changed the course's tracked files"
+
+    # Reopened later, the lesson shows its last still pictures, not a widget error.
+    assert saved.metadata.get("widgets"), "the widget state was not saved with the lesson"
+    open_notebook(page, lab, "notebooks/03_pharmacokinetics.ipynb")
+    reopened = page.locator(CURRENT_NOTEBOOK)
+    expect(reopened.locator(".t-decay-plot")).to_be_visible()
+    assert reopened.locator(".t-decay-plot").evaluate("img => img.decode().then(() => img.naturalWidth > 0)")
+    expect(reopened.locator(".t-dose-mg")).to_have_text(dose_line(80))
+    expect(reopened.get_by_text(re.compile("Error displaying widget|model not found"))).to_have_count(0)
 
 
 # --------------------------------------------------------------------------
@@ -208,7 +228,7 @@ def test_lesson_runs_in_jupyterlab_with_every_figure_shown(lab: JupyterLab, page
     outputs = panel.locator(".jp-OutputArea-output")
     expect(outputs.filter(has_text=re.compile("Error displaying widget|Loading widget"))).to_have_count(0)
     cited = cited_ids(ROOT / "notebooks" / lesson)
-    expect(outputs.locator("ol").last.locator("li")).to_have_count(len(cited))  # the reference list, rendered
+    expect(panel.locator(".jp-MarkdownOutput ol").last.locator("li")).to_have_count(len(cited))  # the reference list
     figures = panel.locator(".jp-OutputArea-output img")
     expect(figures.first).to_be_visible()
     for figure in figures.all():
@@ -265,12 +285,12 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     expect(cells).to_have_count(len(release.cells))
 
     # A classic slip (pounds used as kilograms), checked as a learner does: the visible check names it, without a traceback.
-    _answer(page, cells.nth(position["q1_answer"]), "answer_q1 = 0.5 * 180")
+    _answer(page, cells.nth(position["q1_answer"]), "answer_q1 = 0.5 * 143")
     cells.nth(position["setup"]).locator(".jp-InputPrompt").click()
     for _ in range(position["setup"], position["q1_test"] + 1):
         page.keyboard.press("Shift+Enter")
     feedback = cells.nth(position["q1_test"]).locator(".jp-OutputArea-output")
-    expect(feedback).to_have_text("✗ q1: it looks as if the weight in pounds was used as kilograms: convert first (1 kg = 2.2046 lb)")
+    expect(feedback).to_have_text(f"✗ q1: {SLIPS['pounds_as_kg']}")
     expect(feedback).not_to_contain_text("Traceback")
 
     # Answer every question with the instructor's solution, typed into the student version.
@@ -285,7 +305,7 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     # The visible checks, run as a learner would, all pass.
     run_all(page)
     _no_error_outputs(page)
-    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^✓ q\d+:"))).to_have_count(len(answers))
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^q\d+, form checked: "))).to_have_count(len(answers))
 
     dialog = _validate(page)
     expect(dialog.locator(".validation-success")).to_have_text("Success! Your notebook passes all the tests.")
@@ -294,6 +314,7 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
     assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
     assert tree_digest(ROOT / "release") == release_before, "the repository's student version was written to"
+    assert git_status(lab.clone) == [], "taking a quiz changed the course's tracked files"
 
 
 # --------------------------------------------------------------------------
@@ -311,3 +332,91 @@ def test_the_watch_records_console_errors_and_requests_off_this_machine() -> Non
     assert any("a deliberate error" in m for m in watch.console_errors)
     assert watch.outside_requests == ["http://192.0.2.1/feed.xml"]
     assert len(watch.problems()) == len(watch.console_errors) + 1
+
+
+# --------------------------------------------------------------------------
+# The whole journey, from the address ./course open printed
+# --------------------------------------------------------------------------
+
+TAB_LABEL = "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel"
+INSTRUCTOR_TOOLS = re.compile(r"Create Assignment|Formgrader|Course List|Assignment List|Manage Assignments")
+
+
+def _run_cells(page: Any, cells: Any, first: int, last: int) -> None:
+    """Select cell ``first`` and press Shift+Enter through cell ``last``, as a learner runs cells one by one."""
+    cells.nth(first).locator(".jp-InputPrompt").click()
+    for _ in range(first, last + 1):
+        page.keyboard.press("Shift+Enter")
+
+
+def test_the_learners_journey_from_the_printed_address_to_a_checked_quiz(lab: JupyterLab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    # The address ./course open --no-browser printed opens the start page, in the learner's view.
+    assert lab.printed_url.startswith(f"http://127.0.0.1:{lab.port}/lab/tree/notebooks/00_start_here.ipynb?token=")
+    page.goto(lab.printed_url)
+    expect(page.locator(TAB_LABEL)).to_have_text("00_start_here.ipynb")
+    page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle", exact=True).wait_for()
+    expect(page.locator("#jp-mainmenu-nbgrader")).to_have_count(0)
+    expect(page.locator("#jp-menu-panel").get_by_role("menuitem", name="Nbgrader")).to_have_count(0)
+    expect(page.get_by_text(INSTRUCTOR_TOOLS)).to_have_count(0)
+    expect(page.locator("[title*='Create Assignment'], [title*='Assignments'], [title*='Formgrader']")).to_have_count(0)
+
+    # The course map, readable as opened: a lesson link and a quiz link both open their notebooks from the learner's folder.
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "journey-start-page-as-opened.png"))
+    course_map = page.locator(f"{CURRENT_NOTEBOOK} .jp-MarkdownOutput table").filter(has=page.get_by_role("columnheader", name="Lesson"))
+    mechanism = next(u for u in UNITS if u.notebook.startswith("02_"))
+    course_map.get_by_role("link", name=mechanism.title, exact=True).click()
+    expect(page.locator(TAB_LABEL)).to_have_text(mechanism.notebook)
+    expect(page.locator(f"{CURRENT_NOTEBOOK} .jp-MarkdownOutput h1").first).to_contain_text("NMDA")
+    page.locator("#jp-main-dock-panel .lm-TabBar-tab").filter(has_text="00_start_here.ipynb").click()
+    expect(page.locator(TAB_LABEL)).to_have_text("00_start_here.ipynb")
+    pk_unit = next(u for u in UNITS if u.quiz == QUIZ)
+    course_map.get_by_role("link", name=pk_unit.quiz, exact=True).click()
+    expect(page.locator(TAB_LABEL)).to_have_text(f"{QUIZ}.ipynb")
+    page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle", exact=True).wait_for()
+
+    # Slips first: each visible check names the slip that happened, without a traceback.
+    panel = page.locator(CURRENT_NOTEBOOK)
+    release = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
+    position = {c.metadata.get("nbgrader", {}).get("grade_id", c.id): i for i, c in enumerate(release.cells)}
+    cells = panel.locator(".jp-Notebook .jp-Cell")
+    expect(cells).to_have_count(len(release.cells))
+    slips = {
+        "q1": ("answer_q1 = 0.5 * 143", f"✗ q1: {SLIPS['pounds_as_kg']}"),
+        "q2": ('answer_q2 = "4.1 mL"', re.compile(r"^✗ q2: the answer must be a number in mL \(no units or text, just the number\)")),
+        "q3": ("answer_q3 = 0.5 * 143 / 2.20462262185 / 10 / 40", f"✗ q3: {SLIPS['per_minute']}"),
+        "q5": ("answer_q5 = 60 / 80 * 1000", f"✗ q5: {SLIPS['no_bioavailability']}"),
+        "q7": ('answer_q7 = "c"', re.compile(r'^✗ q7: use a capital letter: "C", not "c"$')),
+    }
+    _run_cells(page, cells, position["setup"], position["setup"])
+    for question, (code, message) in slips.items():
+        _answer(page, cells.nth(position[f"{question}_answer"]), code)
+        _run_cells(page, cells, position[f"{question}_answer"], position[f"{question}_test"])
+        feedback = cells.nth(position[f"{question}_test"]).locator(".jp-OutputArea-output")
+        expect(feedback).to_have_text(message)
+        expect(feedback).not_to_contain_text("Traceback")
+    cells.nth(position["q3_test"]).scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "journey-quiz-slips.png"))
+
+    # Then every answer right: every visible check passes, and so does Validate.
+    answers = solutions(QUIZ)
+    for grade_id, code in answers.items():
+        _answer(page, cells.nth(position[grade_id]), code)
+    run_all(page)
+    _no_error_outputs(page)
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^q\d+, form checked: "))).to_have_count(len(answers))
+    dialog = _validate(page)
+    expect(dialog.locator(".validation-success")).to_be_visible()
+    dialog.get_by_role("button", name="Ok").click()
+    # The quiz itself tells the learner what that success means.
+    expect(panel.locator(".jp-MarkdownOutput").first).to_contain_text("means that every answer has the right form, not that it is right")
+
+    # The answers are saved in the learner's work folder; the course's tracked files are untouched.
+    saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
+    assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers
+    assert git_status(lab.clone) == [], "learning changed the course's tracked files"
+    for personal in (".jupyter", ".local/share/jupyter", ".ipython"):
+        assert not (lab.home / personal).exists(), f"the course used the learner's own ~/{personal}"
+    expect(page.locator(".jp-toast-message, .Toastify__toast")).to_have_count(0)  # no news or update pop-up

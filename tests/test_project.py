@@ -123,7 +123,10 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "./course test" in readme and "./course open" in readme
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^exec \./course test$", ci, re.M)
+    assert re.search(r"^    exec \./course test$", ci, re.M), "as a normal user, CI runs the command itself"
+    # As root, CI runs it as a normal user on a clean clone, with that user's own python3.11.
+    assert re.search(r"^exec su - \"\$user\" -c \"cd '\$clone' && CI=1 \./course test\"$", ci, re.MULTILINE)
+    assert re.search(r"^git clone .*\"\$PWD\" \"\$clone\"$", ci, re.MULTILINE)
 
 
 def test_wheel_bundles_the_data_tables(tmp_path: Path) -> None:
@@ -139,3 +142,34 @@ def test_wheel_bundles_the_data_tables(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "ketamine_course/data/references.csv" in names
     assert "ketamine_course/data/labelled_doses.csv" in names
+
+
+def _locked() -> dict[str, str]:
+    lock = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            lock[name] = version
+    return lock
+
+
+@pytest.mark.parametrize("python", ["3.11.0", "3.11.2"])
+def test_every_locked_package_installs_on_every_python_3_11(python: str) -> None:
+    """Debian 12's Python is 3.11.2: a pin that needs a newer 3.11 (as soupsieve 4.1.2 did) breaks ./course there."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert python in SpecifierSet(project["requires-python"])
+    refused = []
+    for name, version in _locked().items():
+        try:
+            meta = metadata(name)
+        except PackageNotFoundError:
+            continue  # a package of another platform's marker
+        assert meta["Version"] == version, f"{name} {meta['Version']} installed, {version} locked: run ./course setup"
+        requires = meta.get("Requires-Python")
+        if requires and python not in SpecifierSet(requires):
+            refused.append(f"{name}=={version} requires Python {requires}")
+    assert not refused, refused

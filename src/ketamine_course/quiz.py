@@ -4,8 +4,12 @@ Two kinds, as in the nbgrader example course:
 
 * **visible checks** (``check_*``) run in the student's notebook before grading.
   They say whether an answer is in the right *form* (a number, in the right unit,
-  in a plausible range) and name the likely mistake (µg vs mg, lb vs kg, a
-  percentage for a fraction, minutes for hours). They never know the answer.
+  in a plausible range) and name the slip that happened (lb used as kg, a
+  percentage for a fraction, a fraction for a concentration, a rate per minute,
+  a forgotten bioavailability), recognised by the fingerprint of the wrong value
+  (:func:`slip_fingerprint`), so the check cell never shows how to compute the
+  answer. When they pass they say so without a ✓, and that the answer is not
+  yet judged. They never know the answer.
 * **hidden checks** (``grade_*``) run only when the quiz is graded. They
   compare with the key and, when wrong, say what to revisit.
 
@@ -28,13 +32,11 @@ __all__ = [
     "check_choice",
     "check_number",
     "check_function",
+    "slip_fingerprint",
     "grade_choice",
     "grade_number",
     "grade_function",
 ]
-
-POUNDS_PER_KG = 2.20462262185
-
 
 class QuizCheckFailed(AssertionError):
     """A quiz check failed. Displays as its message only (no traceback, no test source)."""
@@ -52,6 +54,14 @@ def _ok(question: str, text: str) -> None:
     print(f"✓ {question}: {text}")
 
 
+NOT_YET_GRADED = "whether it is right is decided only when the quiz is graded"
+
+
+def _form_ok(question: str, text: str) -> None:
+    """A visible check passed: it says what was checked (the form) and that the answer is not yet judged."""
+    print(f"{question}, form checked: {text}; {NOT_YET_GRADED}.")
+
+
 def _is_real(value: object) -> bool:
     return type(value) in (int, float)
 
@@ -65,6 +75,40 @@ def _as_float(value: object) -> float:
 # Visible checks (form only)
 # --------------------------------------------------------------------------
 
+SLIPS = {
+    "pounds_as_kg": "it looks as if the weight in pounds was used as kilograms: convert it to kilograms first",
+    "per_minute": "this looks like a rate per minute: the question asks for a rate per hour",
+    "no_bioavailability": "it looks as if the whole dose was counted: only the bioavailable fraction (F) of an oral dose reaches the blood",
+    "percent_not_fraction": "it looks as if the percentages were used as they are: turn them into fractions first (divide by 100)",
+    "mg_per_l_not_ng_per_ml": "this looks like mg·h/L: the question asks for ng·h/mL (1 mg/L = 1000 ng/mL)",
+    "um_not_ng_per_ml": "this looks like a concentration in µM: the question asks for ng/mL (use the molar mass)",
+}
+"""Slips a question can name, each with what the visible check says when the answer shows it.
+
+A question names a slip by the *fingerprint* of the wrong value it produces
+(:func:`slip_fingerprint`), so the check cell shows neither that value nor how
+to compute it."""
+
+_FINGERPRINT_DIGITS = 3
+
+
+def slip_fingerprint(value: float) -> str:
+    """A short fingerprint of a number at three significant figures (for naming a slip without showing its value).
+
+    >>> slip_fingerprint(90.0) == slip_fingerprint(90.04)
+    True
+    >>> slip_fingerprint(90.0) == slip_fingerprint(40.8)
+    False
+    """
+    import hashlib
+
+    return hashlib.sha256(f"{float(value):.{_FINGERPRINT_DIGITS}g}".encode()).hexdigest()[:16]
+
+
+def _matches_fingerprint(value: float, fingerprint: str) -> bool:
+    """True if ``value``, allowing for rounding at the third significant figure, has this fingerprint."""
+    return any(slip_fingerprint(value * (1 + nudge)) == fingerprint for nudge in (0.0, -0.002, 0.002))
+
 
 def check_choice(question: str, answer: object, options: str = "ABCD") -> None:
     """The answer is one capital letter among ``options``."""
@@ -76,7 +120,15 @@ def check_choice(question: str, answer: object, options: str = "ABCD") -> None:
         raise QuizCheckFailed(question, f"use a capital letter: \"{answer.upper()}\", not \"{answer}\"")
     if answer not in tuple(options):
         raise QuizCheckFailed(question, f"{answer!r} is not one of {', '.join(repr(o) for o in options)}")
-    _ok(question, "a valid choice (the hidden tests check whether it is right)")
+    _form_ok(question, "one of the letters offered")
+
+
+_FACTORS = (
+    (1000, "a factor of 1000 off: check µg vs mg, ng vs µg, or mg/L vs ng/mL"),
+    (60, "a factor of 60 off: check minutes vs hours"),
+)
+"""Unit slips named from the range alone, when exactly one of them brings the value into range.
+(A percentage for a fraction is named by ``fraction=True``; other factors by a question's ``slips``.)"""
 
 
 def check_number(
@@ -85,17 +137,23 @@ def check_number(
     unit: str,
     plausible: tuple[float, float],
     *,
-    pounds_used_as_kg: float | None = None,
+    slips: dict[str, str] | None = None,
     fraction: bool = False,
-    per_minute_instead_of_hour: bool = False,
+    not_a_fraction: bool = False,
 ) -> None:
-    """The answer is a finite number, in ``unit``, inside a wide ``plausible`` range.
+    """The answer is a finite number, in ``unit``, inside a wide ``plausible`` range, and shows none of the named slips.
 
-    When it falls outside, the message names the likely slip: a factor of 1000
-    (µg/mg, ng/µg, mg/L vs ng/mL), 100 (a percentage for a fraction), 60
-    (minutes vs hours) or 2.2 (pounds vs kilograms). ``pounds_used_as_kg`` is
-    the value the answer would have if the weight in pounds had been used as
-    kilograms; it is a wrong path the question names, not the answer.
+    The message names the slip that happened, and only that one:
+
+    * ``slips`` maps a slip of :data:`SLIPS` to the fingerprint of the wrong
+      value it produces for this question (:func:`slip_fingerprint`);
+    * ``fraction``: the answer is a fraction, so a value between 1 and 100 is a
+      percentage typed for it;
+    * ``not_a_fraction``: the answer is a quantity in ``unit``, so a value between
+      0 and 1 is a fraction (such as the fraction remaining) typed for it;
+    * otherwise, outside the range, a factor of 1000 or 60 (or 100) is named
+      when exactly one of them brings the value into the range; otherwise the
+      range is given.
     """
     if answer is None:
         raise QuizCheckFailed(question, f"no answer yet: set it to a number in {unit}")
@@ -105,27 +163,21 @@ def check_number(
     value = _as_float(answer)
     if not math.isfinite(value):
         raise QuizCheckFailed(question, f"the answer is {value}: a finite number is needed")
+    for slip, fingerprint in (slips or {}).items():
+        if _matches_fingerprint(value, fingerprint):
+            raise QuizCheckFailed(question, SLIPS[slip])
     low, high = plausible
-    if pounds_used_as_kg is not None and math.isclose(value, pounds_used_as_kg, rel_tol=0.02):
-        raise QuizCheckFailed(question, "it looks as if the weight in pounds was used as kilograms: convert first (1 kg = 2.2046 lb)")
+    if fraction and 1 < abs(value) <= 100:
+        raise QuizCheckFailed(question, "this looks like a percentage: give a fraction between 0 and 1 (e.g. 0.25, not 25)")
+    if not_a_fraction and 0 < value <= 1 and not low <= value <= high:
+        raise QuizCheckFailed(question, f"this looks like a fraction (between 0 and 1), but the question asks for an amount in {unit}")
     if low <= value <= high:
-        _ok(question, f"a number in a plausible range for {unit} (the hidden tests check whether it is right)")
+        _form_ok(question, f"a number in {unit}, in a plausible range")
         return
-    hints = []
-    if fraction and 1 < value <= 100:
-        hints.append("this looks like a percentage: give a fraction between 0 and 1 (e.g. 0.25, not 25)")
-    for factor, text in (
-        (1000, "a factor of 1000 off: check µg vs mg, ng vs µg, or mg/L vs ng/mL"),
-        (60, "a factor of 60 off: check minutes vs hours" if not per_minute_instead_of_hour else "a factor of 60 off: a rate per minute instead of per hour?"),
-        (100, "a factor of 100 off: a percentage instead of a fraction, or the reverse?"),
-        (POUNDS_PER_KG, "a factor of 2.2 off: pounds vs kilograms?"),
-    ):
-        if low <= value / factor <= high or low <= value * factor <= high:
-            hints.append(text)
-            break
-    if value <= 0 and low > 0:
-        hints.append("it must be positive")
-    detail = "; ".join(hints) if hints else f"expected something between {low:g} and {high:g} {unit}"
+    if value <= 0 < low:
+        raise QuizCheckFailed(question, f"{value:g} {unit} is not plausible: it must be positive")
+    fits = [text for factor, text in _FACTORS if low <= value / factor <= high or low <= value * factor <= high]
+    detail = fits[0] if len(fits) == 1 else f"expected something between {low:g} and {high:g} {unit}"
     raise QuizCheckFailed(question, f"{value:g} {unit} is not plausible: {detail}")
 
 
@@ -141,7 +193,7 @@ def check_function(question: str, function: object, example_args: Sequence[Any],
         raise QuizCheckFailed(question, f"calling it with {tuple(example_args)} raised {type(error).__name__}: {error}") from None
     if type(result) is bool or not _is_real(result) and not _is_numpy_real(result):
         raise QuizCheckFailed(question, f"it should return {returns}; it returned {type(result).__name__} {result!r}")
-    _ok(question, f"the function runs and returns {returns} (the hidden tests check its values)")
+    _form_ok(question, f"the function runs and returns {returns}")
 
 
 def _is_numpy_real(value: object) -> bool:
