@@ -80,7 +80,7 @@ def bare_kernel() -> None:
 def lessons(table: Table, kernel_s: float, repeat: int) -> None:
     total = 0.0
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        seconds = median_seconds(lambda: execute_notebook(path), repeat)
+        seconds = median_seconds(lambda path=path: execute_notebook(path), repeat)
         total += seconds
         table.add(f"execute lesson {path.name}", f"{seconds:.2f} s", f"{seconds / kernel_s:.1f}x bare kernel")
     table.add("whole course: all lessons, one after another", f"{total:.1f} s")
@@ -89,7 +89,6 @@ def lessons(table: Table, kernel_s: float, repeat: int) -> None:
 def quizzes(table: Table, kernel_s: float, repeat: int, students: int) -> None:
     """Each quiz: a correct submission executed by nbclient, and graded (sandboxed, in one process); CLI for one quiz."""
     from grading_helpers import make_course, solutions, submission, submit
-
     from ketamine_course.grading import QUIZZES, grade_class
 
     for quiz in QUIZZES:
@@ -100,7 +99,7 @@ def quizzes(table: Table, kernel_s: float, repeat: int, students: int) -> None:
             for name in names:
                 submit(course, quiz, name, answers)
             path = course / "submitted" / names[0] / quiz / f"{quiz}.ipynb"
-            nbclient_s = median_seconds(lambda: execute_notebook(path), repeat)
+            nbclient_s = median_seconds(lambda path=path: execute_notebook(path), repeat)
             db = f"sqlite:///{course / 'gradebook.db'}"
             graded = grade_class(course, quiz, names, db_url=db, progress=None)
             assert all(r.score == r.max_score for r in graded), f"{quiz}: a correct submission lost points"
@@ -167,7 +166,15 @@ def kernel_widgets(table: Table, repeat: int) -> None:
 
 def browser(table: Table, presses: int) -> None:
     """Key press on a slider -> new dose text / new plot on screen, in JupyterLab in Chromium."""
-    from browser_helpers import JupyterLab, browser_missing, dose_line, key_to_screen_ms, open_browser, open_notebook, run_all
+    from browser_helpers import (
+        JupyterLab,
+        browser_missing,
+        dose_line,
+        key_to_screen_ms,
+        open_browser,
+        open_notebook,
+        run_all,
+    )
 
     missing = browser_missing()
     if missing:

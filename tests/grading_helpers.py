@@ -39,7 +39,7 @@ def solutions(quiz: str) -> dict[str, str]:
     for cell in source_nb(quiz).cells:
         meta = nbgrader_meta(cell)
         if meta.get("solution"):
-            lines = [l for l in cell.source.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l]
+            lines = [line for line in cell.source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line]
             answers[meta["grade_id"]] = "\n".join(lines)
     return answers
 
@@ -104,9 +104,9 @@ def hidden_lines(quiz: str) -> list[str]:
 def solution_lines(quiz: str) -> list[str]:
     lines = []
     for code in solutions(quiz).values():
-        source_lines = [l.strip() for l in code.splitlines()]
+        source_lines = [line.strip() for line in code.splitlines()]
         release_text = "\n".join(c.source for c in release_nb(quiz).cells)
-        lines += [l for l in source_lines if len(l) > 12 and l not in release_text]
+        lines += [line for line in source_lines if len(line) > 12 and line not in release_text]
     return lines
 
 

@@ -15,16 +15,16 @@ from grading_helpers import (
     hidden_lines,
     make_course,
     page_text,
+    question_points,
     release_nb,
     solution_lines,
     solutions,
     submission,
     submit,
-    question_points,
     wrong,
 )
-from ketamine_course.grading import run as grading_run
 from ketamine_course.grading import generate_release, grade_class, tamper_report
+from ketamine_course.grading import run as grading_run
 
 pytestmark = pytest.mark.slow
 

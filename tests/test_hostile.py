@@ -31,7 +31,21 @@ import nbformat
 import pytest
 
 from conftest import sandbox_or_skip
-from grading_helpers import HTML_OUTPUTS, ROOT, active_content, with_hostile_cells, make_course, nbgrader_meta, notebook_markup, release_nb, solutions, submission, submit, tree_digest, wrong
+from grading_helpers import (
+    HTML_OUTPUTS,
+    ROOT,
+    active_content,
+    make_course,
+    nbgrader_meta,
+    notebook_markup,
+    release_nb,
+    solutions,
+    submission,
+    submit,
+    tree_digest,
+    with_hostile_cells,
+    wrong,
+)
 from ketamine_course.grading import grade_class
 from ketamine_course.grading.protocol import RECORD_MARKER
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from grading_helpers import ROOT, page_text, hidden_lines, solutions, submission, wrong
 from nbgrader.api import Gradebook
+
+from grading_helpers import ROOT, hidden_lines, page_text, solutions, submission, wrong
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz01_history"

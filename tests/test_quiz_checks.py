@@ -132,7 +132,7 @@ def _practice(notebook: Path) -> str:
 def _questions(quiz: str) -> str:
     nb = nbformat.read(ROOT / "release" / quiz / f"{quiz}.ipynb", as_version=4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id", "") for c in nb.cells]
-    return "\n".join(c.source for c, i in zip(nb.cells, ids) if c.cell_type == "markdown" and (i.endswith("_question") or i == "scenario"))
+    return "\n".join(c.source for c, i in zip(nb.cells, ids, strict=True) if c.cell_type == "markdown" and (i.endswith("_question") or i == "scenario"))
 
 
 def _words(text: str) -> list[str]:

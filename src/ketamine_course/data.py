@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,6 @@ _ID = r"[a-z0-9_]+"
 _VERIFIED = _choice("verified", *VERIFIED_LEVELS)
 _SOURCE = Column("source_id", "ids", pattern=rf"{_ID}(;{_ID})*")
 _NOTE = _text("note", required=False)
-_PCT = dict(lo=0.0, hi=100.0, required=False)
 
 
 # --------------------------------------------------------------------------
@@ -299,7 +298,7 @@ def _check_trial(row: dict[str, Any]) -> None:
     for lo, hi, est in (("ci_low", "ci_high", "effect"), ("or_ci_low", "or_ci_high", "odds_ratio")):
         if row[lo] is not None and row[hi] is not None:
             if row[est] is None:
-                raise _RowError(est, f"has an interval but no estimate")
+                raise _RowError(est, "has an interval but no estimate")
             if not row[lo] <= row[est] <= row[hi]:
                 raise _RowError(est, f"{row[est]} lies outside its interval {row[lo]} to {row[hi]}")
     for count in ("n_drug", "n_control"):
@@ -492,8 +491,8 @@ SCHEMAS: Mapping[str, TableSpec] = {
                 _num("ci_low", -1000.0, 1000.0, required=False),
                 _num("ci_high", -1000.0, 1000.0, required=False),
                 _text("outcome_event", required=False),
-                _num("event_drug_pct", **_PCT),
-                _num("event_control_pct", **_PCT),
+                _num("event_drug_pct", 0.0, 100.0, required=False),
+                _num("event_control_pct", 0.0, 100.0, required=False),
                 _int("n_drug", 1, 1_000_000, required=False),
                 _int("n_control", 1, 1_000_000, required=False),
                 _num("odds_ratio", 0.0, 1000.0, required=False),
@@ -686,7 +685,7 @@ def _read_rows(spec: TableSpec, path: Path) -> tuple[tuple[str, ...], list[dict[
         if len(raw) != len(expected):
             raise DataError(f"{label}: has {len(raw)} fields, expected {len(expected)}")
         row: dict[str, Any] = {}
-        for column, cell in zip(spec.columns, raw):
+        for column, cell in zip(spec.columns, raw, strict=False):
             try:
                 row[column.name] = _parse(column, cell)
             except ValueError as exc:
@@ -706,7 +705,7 @@ def _read_rows(spec: TableSpec, path: Path) -> tuple[tuple[str, ...], list[dict[
     return tuple(header), rows
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str, folder: Path) -> Table:
     if name not in SCHEMAS:
         raise DataError(f"unknown table {name!r}; known tables: {', '.join(SCHEMAS)}")

@@ -199,7 +199,7 @@ def pooled_odds_ratio(
     truncate a negative between-study variance at zero.
     """
     _check_studies(odds_ratios, ci_lows, ci_highs)
-    ses = [log_odds_ratio_se_from_interval(lo, hi, confidence) for lo, hi in zip(ci_lows, ci_highs)]
+    ses = [log_odds_ratio_se_from_interval(lo, hi, confidence) for lo, hi in zip(ci_lows, ci_highs, strict=True)]
     return _pool([math.log(o) for o in odds_ratios], ses, method, confidence, math.exp)
 
 
@@ -218,7 +218,7 @@ def pooled_difference(
 
     _check_studies(differences, ci_lows, ci_highs)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    ses = [(hi - lo) / (2 * z) for lo, hi in zip(ci_lows, ci_highs)]
+    ses = [(hi - lo) / (2 * z) for lo, hi in zip(ci_lows, ci_highs, strict=True)]
     if any(se <= 0 for se in ses):
         raise ValueError("each interval must have ci_low < ci_high")
     return _pool(differences, ses, method, confidence, lambda x: x)

@@ -286,12 +286,6 @@ def _source_lines(text: str) -> list[str]:
 # --------------------------------------------------------------------------
 
 
-def _markdown(text: str):
-    from IPython.display import Markdown
-
-    return Markdown(text)
-
-
 def references(notebook: str | Path):
     """The numbered reference list of a lesson, rendered from ``data/references.csv``."""
     return _markdown(_references_markdown(cited_ids(notebook)))

@@ -525,7 +525,7 @@ def _input_response(K: FloatArray, amounts_mg: FloatArray, start_h: float, durat
     return states
 
 
-def _sorted(time_h: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _sorted(time_h: ArrayLike) -> tuple[FloatArray, FloatArray, np.ndarray]:
     """The times, the same sorted, and the permutation that puts sorted results back in the caller's order."""
     t = _times(time_h)
     order = np.argsort(t, kind="stable")

@@ -14,6 +14,7 @@ import html
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -102,7 +103,7 @@ def course_figure(
     for axis, label in (("x", xlabel), ("y", ylabel)):
         if axis not in categorical and "(" not in label:
             raise ValueError(f"axis label {label!r} should give its unit in brackets, e.g. 'Time (h)'")
-    rc = dict(_RC, **{"axes.prop_cycle": cycler(color=OKABE_ITO)})
+    rc: Any = dict(_RC, **{"axes.prop_cycle": cycler(color=OKABE_ITO)})
     with rc_context(rc):
         fig = Figure(figsize=figsize, layout="constrained")
         ax = fig.add_subplot()

@@ -111,8 +111,9 @@ def _first_author_group(authors: str) -> tuple[list[str], bool]:
     people = [p for p in parts if p.lower().rstrip(".") != "et al"]
     if not people:
         return [], more
-    if all(_INITIALS.match(p) for p in people):
-        return [_INITIALS.match(p)["surname"] for p in people], more
+    matches = [_INITIALS.match(p) for p in people]
+    if all(matches):
+        return [m["surname"] for m in matches if m], more
     return [", ".join(people)], more  # an organisation: "US Food and Drug Administration"
 
 

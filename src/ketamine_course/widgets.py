@@ -308,6 +308,8 @@ class DoseCalculator(_Explorer):
 class DecayExplorer(_Explorer):
     """First-order decline after an IV bolus: C(t) = C0 (1/2)^(t / t_half), with markers at each half-life."""
 
+    plot: _LivePlot
+
     interactive = "move the dose, half-life, volume and time sliders and switch the y axis between linear and log: the curve and the readout update as you go"
 
     WINDOW_H = 24.0
@@ -379,8 +381,8 @@ class DecayExplorer(_Explorer):
         remaining = pk.fraction_remaining(t_now / half_life)
         self.readout.value = (
             f'<span class="t-fraction-text">After {format_number(t_now, 1)} h '
-            f"({_count(t_now / half_life, 'half-life', 'half-lives')}): {format_number(100 * remaining, 1)}% remains, "
-            f"C = {format_number(c_now, 1)} ng/mL</span> <small>(C0 = dose / volume = {format_number(c0, 1)} ng/mL)</small>"
+            f"({_count(t_now / half_life, 'half-life', 'half-lives')}): {format_number(100 * float(remaining), 1)}% remains, "
+            f"C = {format_number(float(c_now), 1)} ng/mL</span> <small>(C0 = dose / volume = {format_number(c0, 1)} ng/mL)</small>"
         )
 
     def _summary_html(self) -> str:
@@ -394,6 +396,8 @@ class DecayExplorer(_Explorer):
 
 class OccupancyExplorer(_Explorer):
     """NMDA occupancy against plasma concentration for racemic ketamine and its enantiomers."""
+
+    plot: _LivePlot
 
     interactive = "move the plasma concentration slider: the points on the curves and the occupancies update as you go"
 
@@ -421,7 +425,7 @@ class OccupancyExplorer(_Explorer):
             ax.axvspan(band["low_ng_per_ml"], band["high_ng_per_ml"], color=BAND_COLOURS[band_id], alpha=0.12, linewidth=0,
                        label=f"{band['label']} {cite(band['source_id'])}")
         self.points = {}
-        for colour, form in zip(OKABE_ITO, receptor.FORMS):
+        for colour, form in zip(OKABE_ITO, receptor.FORMS, strict=False):
             ax.plot(conc, 100 * receptor.occupancy_from_ng_per_ml(conc, form), color=colour, label=f"{form} {cite('ebert1997')}")
             (self.points[form],) = ax.plot([], [], "o", color=colour, markersize=7)
         self.cursor = ax.axvline(conc_ng_per_ml, color="#000000", linestyle=":", linewidth=1)

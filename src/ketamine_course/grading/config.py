@@ -34,7 +34,13 @@ def sanitize_preprocessors() -> list[Any]:
 def autograde_preprocessors() -> list[Any]:
     """Execution in the cage, judging in the grader, nbgrader's scoring, tampering flagged for review, then the graded notebook made inert."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
 
     from .execute import BoundedExecute
     from .hidden import JudgeAnswers

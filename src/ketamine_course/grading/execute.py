@@ -71,7 +71,7 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
         self._truncated = False
         self._record_bytes = 0
         self._stopped: str | None = None
-        self._cell_timeout = self.timeout
+        self._cell_timeout: int | None = self.timeout  # type: ignore[has-type]
         if self.sandbox:
             require_sandbox()
         resources = resources if resources is not None else {}

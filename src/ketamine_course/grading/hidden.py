@@ -142,7 +142,7 @@ def _decode(encoded: Any) -> Any:
         return value
     if kind == "int" and type(value) is int:
         return value
-    if kind == "float" and type(value) in (int, float):
+    if kind == "float" and isinstance(value, (int, float)) and type(value) is not bool:
         try:
             return float(value)
         except OverflowError:

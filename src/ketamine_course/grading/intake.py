@@ -198,6 +198,7 @@ class SafeCollect(_collect_base()):  # type: ignore[misc]
     """nbgrader's collect, refusing links, special files, oversized submissions and unsafe ids (and saying why)."""
 
     refused: list[tuple[str, str]]
+    src_records: list[dict[str, Any]]
 
     def init_src(self) -> None:
         self.refused = []

@@ -60,7 +60,7 @@ def encode(value: object) -> dict[str, Any]:
         real = float(value)  # type: ignore[arg-type]
         return {"type": "float", "value": real} if math.isfinite(real) else {"type": "nonfinite", "value": repr(real)}
     if kind is str:
-        return {"type": "str", "value": str.__str__(value)[:MAX_STRING_CHARS]}  # type: ignore[arg-type]
+        return {"type": "str", "value": str.__str__(value)[:MAX_STRING_CHARS]}  # type: ignore[arg-type,unused-ignore]
     if value is _MISSING:
         return {"type": "missing"}
     return {"type": "unsupported", "name": kind.__name__[:100]}
@@ -81,7 +81,7 @@ def record_answers(grade_id: str, names: Sequence[str], calls: dict[str, list[li
     results: dict[str, list[dict[str, Any]]] = {}
     for name, cases in calls.items():
         function = namespace.get(name, _MISSING)
-        outcomes = []
+        outcomes: list[dict[str, Any]] = []
         for args in cases:
             if not callable(function):
                 outcomes.append({"args": args, "error": "NotCallable"})

@@ -22,7 +22,7 @@ from typing import Any
 
 import nbformat
 
-from .config import COURSE_ID, grading_config
+from .config import grading_config
 from .hidden import _grade_id
 from .intake import SubmissionRefused, _configured_limits, check_student_id, check_tree
 from .tamper import TamperFinding, read_report

@@ -392,9 +392,9 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
                 out += ["--perms", "0755", "--dir", str(parent)]
         return out
 
-    for path in sorted({sys.base_prefix, sys.prefix}):
-        if Path(path).exists() and path != "/usr":
-            argv += parents(path) + ["--ro-bind", path, path]
+    for prefix in sorted({sys.base_prefix, sys.prefix}):
+        if Path(prefix).exists() and prefix != "/usr":
+            argv += parents(prefix) + ["--ro-bind", prefix, prefix]
     package_binds, environment = _course_package_binds()
     argv += parents(f"{PACKAGE_MOUNT}/lib/x") + package_binds
     argv += ["--bind", str(cage.tmp), "/tmp"]

@@ -116,7 +116,7 @@ def _valid_base64(text: object) -> bool:
 
 def markdown_to_html(source: str, attachments: dict[str, Any] | None = None) -> str:
     """Markdown rendered as nbconvert renders it (mathematics kept as text), attachments inlined, then cleaned."""
-    from nbconvert.filters.markdown_mistune import IPythonRenderer, InvalidNotebook, MarkdownWithMath
+    from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
 
     safe_attachments = {}
     for name, bundle in (attachments or {}).items():
