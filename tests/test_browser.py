@@ -413,6 +413,23 @@ def test_the_learners_journey_from_the_printed_address_to_a_checked_quiz(lab: Ju
     # The quiz itself tells the learner what that success means.
     expect(panel.locator(".jp-MarkdownOutput").first).to_contain_text("means that every answer has the right form, not that it is right")
 
+    # Graded from inside the quiz: Validate saved it, so the last cell grades the saved file and shows the score here.
+    grade_cell = cells.nth(position["grade-here"])
+    grade_cell.scroll_into_view_if_needed()
+    _run_cells(page, cells, position["grade-here"], position["grade-here"])
+    score = grade_cell.locator(".ketamine-grade h3")
+    expect(score).to_have_text("Your score: 15 / 15", timeout=120_000)
+    expect(grade_cell.locator(".ketamine-grade tbody tr")).to_have_count(len(answers))
+    page.screenshot(path=str(SCREENSHOTS / "journey-quiz-graded-in-the-notebook.png"))
+    # An answer changed and run but not saved is not graded: the cell says "save first".
+    _answer(page, cells.nth(position["q7_answer"]), 'answer_q7 = "A"')
+    _run_cells(page, cells, position["q7_answer"], position["q7_answer"])
+    _run_cells(page, cells, position["grade-here"], position["grade-here"])
+    expect(grade_cell.locator(".ketamine-grade-unsaved")).to_contain_text("Save first", timeout=60_000)
+    _answer(page, cells.nth(position["q7_answer"]), answers["q7_answer"])
+    _run_cells(page, cells, position["q7_answer"], position["q7_answer"])
+    page.keyboard.press("Control+s")
+
     # The answers are saved in the learner's work folder; the course's tracked files are untouched.
     saved = nbformat.read(lab.course / "release" / QUIZ / f"{QUIZ}.ipynb", as_version=4)
     assert {c.metadata["nbgrader"]["grade_id"]: c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("solution")} == answers

@@ -23,8 +23,11 @@ def saved_quiz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     notebook = tmp_path / f"{QUIZ}.ipynb"
     nbformat.write(submission(QUIZ, {**right, "q2_answer": wrong(right["q2_answer"])}), notebook)
     monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("ketamine_course.grading.run.find_course_root", lambda start=None: ROOT)
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "source").symlink_to(ROOT / "source")
+    (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text())
+    monkeypatch.setattr("ketamine_course.grading.run.find_course_root", lambda start=None: course)
     monkeypatch.setattr(here, "_LAST_RUN", {})
     return notebook
 
@@ -40,11 +43,16 @@ def test_an_answer_run_but_not_saved_is_refused_with_save_first(saved_quiz: Path
     nb = nbformat.read(saved_quiz, as_version=4)
     cell = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == "q2_answer")
     here._remember(SimpleNamespace(cell_id=cell.id, raw_cell=solutions(QUIZ)["q2_answer"]))  # the learner fixed q2 and ran it
-    with pytest.raises(here.NotSaved, match=r"save first .* q2_answer"):
-        here.grade_here()
+    shown = here.grade_here().data
+    assert "Not graded." in shown and "Save first" in shown and "q2_answer" in shown and "Your score" not in shown
     cell.source = solutions(QUIZ)["q2_answer"]
     nbformat.write(nb, saved_quiz)  # ... then saved
     assert "Your score: 15 / 15" in here.grade_here().data
+
+
+def test_the_cell_does_nothing_while_the_quiz_itself_is_graded(saved_quiz: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert "does nothing while the quiz is being graded" in here.grade_here().data
 
 
 def test_grading_again_reuses_the_prepared_course(saved_quiz: Path) -> None:

@@ -23,14 +23,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NotSaved", "track_cells", "grade_here", "unsaved_answers"]
+__all__ = ["track_cells", "grade_here", "unsaved_answers"]
 
 _LAST_RUN: dict[str, str] = {}
 """Each cell id's source as it was last run in this kernel."""
-
-
-class NotSaved(RuntimeError):
-    """An answer cell was run in a version that is not saved: grading it would grade something else."""
 
 
 def _remember(info: Any) -> None:
@@ -88,7 +84,7 @@ def _scratch_course(root: Path, quiz: str) -> Path:
 
     source = root / "source" / quiz / f"{quiz}.ipynb"
     version = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ketamine-course" / "grading" / f"{quiz}-{version}"
+    cache = root / ".grading-cache" / f"{quiz}-{version}"  # git-ignored, beside the learner's work
     if (cache / "gradebook.db").is_file() and (cache / "release" / quiz / f"{quiz}.ipynb").is_file():
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -101,18 +97,26 @@ def _scratch_course(root: Path, quiz: str) -> Path:
 
 
 def grade_here(quiz: str | None = None) -> Any:
-    """Grade this quiz as saved, and show the score and each question's feedback (returns the HTML shown)."""
+    """Grade this quiz as saved, and show the score and each question's feedback (returns the HTML shown).
+
+    While the quiz itself is being graded or validated (nbgrader sets
+    ``NBGRADER_EXECUTION``) this does nothing. When an answer was run in a
+    version that is not saved it grades nothing and says "save first".
+    """
     from IPython.display import HTML
 
     from .run import find_course_root, self_grade
 
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return HTML("<p>(This cell grades the quiz for a learner; it does nothing while the quiz is being graded.)</p>")
     notebook = _this_notebook()
     stale = unsaved_answers(notebook)
     if stale:
-        raise NotSaved(
-            f"save first (File → Save Notebook, or Ctrl+S), then run this cell again: the saved file does not hold "
-            f"the answers you last ran in {', '.join(stale)}, and the grader grades the saved file"
+        message = (
+            f"Save first (File → Save Notebook, or Ctrl+S), then run this cell again: the saved file does not hold "
+            f"the answers you last ran in {', '.join(stale)}, and the grader grades the saved file."
         )
+        return HTML(f"<p class='ketamine-grade-unsaved'><strong>Not graded.</strong> {html.escape(message)}</p>")
     quiz = quiz or notebook.stem
     root = find_course_root(notebook.parent)
     course = _scratch_course(root, quiz)
