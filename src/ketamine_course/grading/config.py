@@ -68,6 +68,7 @@ def apply_pipeline(c: Config) -> Config:
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
     _exclude_unsafe_submissions(c)
     c.GenerateFeedback.preprocessors = feedback_preprocessors()
+    _add_judgeable_check(c)
     c.ClearHiddenTests.enforce_metadata = True
     c.ExchangeFactory.collect = "ketamine_course.grading.intake.SafeCollect"
     formgrader_templates = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
@@ -83,6 +84,19 @@ def apply_pipeline(c: Config) -> Config:
 
 
 _REPORTED: set[str] = set()
+
+
+def _add_judgeable_check(c: Config) -> None:
+    """When a quiz is generated, refuse hidden tests the judge could not run as nbgrader would (naming the cell)."""
+    from nbgrader.converters import GenerateAssignment
+
+    from .hidden import CheckJudgeable
+
+    current = list(c.GenerateAssignment.get("preprocessors", GenerateAssignment.class_traits()["preprocessors"].default()))
+    if CheckJudgeable not in current:
+        names = [getattr(p, "__name__", str(p)) for p in current]
+        at = names.index("InstantiateTests") + 1 if "InstantiateTests" in names else 0  # after AUTOTEST lines become tests
+        c.GenerateAssignment.preprocessors = [*current[:at], CheckJudgeable, *current[at:]]
 
 
 def _exclude_unsafe_submissions(c: Config) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from nbformat import NotebookNode, v4
 from traitlets import Bool, Float, Integer
 
+from .hidden import hidden_regions, judge_cell
 from .intake import Limits
 from .protocol import MAX_RECORD_CHARS, RECORD_MARKER
 from .sandbox import KernelCage, SandboxedKernelManager, SandboxLimits, require_sandbox
@@ -70,6 +71,7 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
         self._output_bytes = 0
         self._truncated = False
         self._record_bytes = 0
+        self._errors_past_cap = 0
         self._stopped: str | None = None
         self._cell_timeout: int | None = self.timeout  # type: ignore[has-type]
         if self.sandbox:
@@ -77,6 +79,8 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
         resources = resources if resources is not None else {}
         metadata = resources.setdefault("metadata", {})
         folder = metadata.get("path") or "."
+        self._regions = hidden_regions(resources) if "nbgrader" in resources and "db_url" in resources["nbgrader"] else {}
+        self._review: list[str] = resources.setdefault("ketamine_course", {}).setdefault("review", [])
         self._cage = KernelCage(self.limits(), sandboxed=self.sandbox)
         try:
             self._cage.populate(Path(folder))
@@ -122,7 +126,13 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
             return cell, resources
         self.timeout = max(1, int(remaining if self._cell_timeout is None else min(self._cell_timeout, remaining)))
         try:
-            return super().preprocess_cell(cell, resources, index)
+            cell, resources = super().preprocess_cell(cell, resources, index)
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and grade_id in self._regions:
+                _, visible, hidden = self._regions[grade_id]
+                if judge_cell(cell, grade_id, visible, hidden, lambda code: self._run_in_kernel(code, index)):
+                    self._review.append(f"{grade_id}: the student's code wrote to stderr during a passing hidden test (nbgrader scores the cell 0)")
+            return cell, resources
         except Exception as error:  # the kernel died or stopped answering
             if type(error).__name__ not in ("DeadKernelError", "UnresponsiveKernelError", "RuntimeError", "CellTimeoutError", "TimeoutError"):
                 raise
@@ -131,10 +141,27 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
             cell.outputs = list(cell.get("outputs", [])) + [_not_run(self._stopped)]
             return cell, resources
 
+    def _run_in_kernel(self, code: str, index: int) -> list[NotebookNode]:
+        """Run one line in the kernel for the hidden-test judge (a call of the student's function); its outputs."""
+        call = v4.new_code_cell(code)
+        graded = self.nb.cells[index]
+        try:
+            self.execute_cell(call, index, store_history=False)
+        finally:
+            self.nb.cells[index] = graded  # nbclient puts the cell it ran at its index
+        return list(call.get("outputs", []))
+
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
         content = msg.get("content", {})
-        size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
+        size = sum(len(str(content.get(key, ""))) for key in ("text", "data", "metadata", "evalue", "traceback", "ename"))
         self._output_bytes += size
+        if msg.get("msg_type") == "error" and size > 10_000:  # an error always shows, but only its gist
+            traceback = [str(line)[:1000] for line in list(content.get("traceback", []))[-5:]]
+            msg = {**msg, "content": {**content, "ename": str(content.get("ename", ""))[:200], "evalue": str(content.get("evalue", ""))[:2000], "traceback": traceback}}
+        if self._output_bytes > self.max_output_bytes and msg.get("msg_type") == "error":
+            self._errors_past_cap = getattr(self, "_errors_past_cap", 0) + 1
+            if self._errors_past_cap > 20:  # a flood of errors: one per cell is enough to score it 0
+                return None if any(o.get("output_type") == "error" for o in outs) else super().output(outs, msg, display_id, cell_index)
         if self._output_bytes > self.max_output_bytes and msg.get("msg_type") != "error":
             if not self._truncated:
                 self._truncated = True

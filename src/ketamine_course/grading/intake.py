@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SubmissionRefused", "STUDENT_ID", "check_student_id", "check_tree", "SafeCollect", "Limits", "safe_copy_tree", "unsafe_submissions"]
+__all__ = ["printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_tree", "SafeCollect", "Limits", "safe_copy_tree", "unsafe_submissions"]
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 """A plain student id: letters, digits and ``. _ @ -``, at most 64 characters (a login name or an email address)."""
@@ -43,6 +43,13 @@ class Limits:
     max_notebook_bytes = 20 * 1024**2
     max_submission_bytes = 50 * 1024**2
     max_submission_files = 200
+    max_cells = 1000
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """Text from a submission made safe to print in a terminal or a log (control characters escaped)."""
+    shown = str(text)[:limit]
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in shown)
 
 
 def check_student_id(student_id: str) -> str:
@@ -56,32 +63,46 @@ def check_student_id(student_id: str) -> str:
     return student_id
 
 
+MAX_DEPTH = 16
+"""Folders nested deeper than this in a submission are refused (a quiz needs none)."""
+
+
 def check_tree(folder: Path, *, max_notebook_bytes: int = Limits.max_notebook_bytes, max_total_bytes: int = Limits.max_submission_bytes, max_files: int = Limits.max_submission_files) -> int:
-    """Check a submission folder without following links; return its size in bytes or raise :class:`SubmissionRefused`."""
+    """Check a submission folder without following links; return its size in bytes or raise :class:`SubmissionRefused`.
+
+    The walk is iterative and bounded (depth, entries): a folder nested a
+    thousand deep is refused, it cannot exhaust the grader's stack.
+    """
     top = os.lstat(folder)
     if not stat.S_ISDIR(top.st_mode):
         raise SubmissionRefused(f"{folder.name} is {'a link' if stat.S_ISLNK(top.st_mode) else 'not a folder'}; only plain folders are accepted")
     total, count = 0, 0
-    for directory, folders, files in os.walk(folder, followlinks=False):
-        for name in folders + files:
-            path = Path(directory) / name
-            info = os.lstat(path)
-            relative = path.relative_to(folder)
-            if stat.S_ISLNK(info.st_mode):
-                raise SubmissionRefused(f"{relative} is a symbolic link; submissions may hold only regular files and folders")
-            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
-                raise SubmissionRefused(f"{relative} is not a regular file or folder; submissions may hold only regular files and folders")
-            if stat.S_ISREG(info.st_mode):
+    stack: list[tuple[Path, int]] = [(folder, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SubmissionRefused(f"folders are nested more than {MAX_DEPTH} deep")
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                info = entry.stat(follow_symlinks=False)
+                relative = Path(entry.path).relative_to(folder)
+                count += 1  # folders count too
+                if count > max_files:
+                    raise SubmissionRefused(f"the submission holds more than {max_files} files and folders")
+                if stat.S_ISLNK(info.st_mode):
+                    raise SubmissionRefused(f"{relative} is a symbolic link; submissions may hold only regular files and folders")
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append((Path(entry.path), depth + 1))
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    raise SubmissionRefused(f"{relative} is not a regular file or folder; submissions may hold only regular files and folders")
                 if info.st_nlink > 1:
                     raise SubmissionRefused(f"{relative} is a hard link to another file; submissions may hold only their own files")
-                count += 1
                 total += info.st_size
-                if name.endswith(".ipynb") and info.st_size > max_notebook_bytes:
+                if entry.name.endswith(".ipynb") and info.st_size > max_notebook_bytes:
                     raise SubmissionRefused(f"{relative} is {info.st_size / 1024**2:.1f} MB; notebooks above {max_notebook_bytes / 1024**2:g} MB are not graded (clear large outputs and submit again)")
-        if count > max_files:
-            raise SubmissionRefused(f"the submission holds more than {max_files} files")
-        if total > max_total_bytes:
-            raise SubmissionRefused(f"the submission holds more than {max_total_bytes / 1024**2:g} MB")
+                if total > max_total_bytes:
+                    raise SubmissionRefused(f"the submission holds more than {max_total_bytes / 1024**2:g} MB")
     return total
 
 
@@ -103,6 +124,11 @@ def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_not
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
     def copy_dir(dir_fd: int, target: Path, relative: Path) -> None:
+        if len(relative.parts) > MAX_DEPTH:
+            raise SubmissionRefused(f"folders are nested more than {MAX_DEPTH} deep")
+        budget["files"] += 1
+        if budget["files"] > max_files:
+            raise SubmissionRefused(f"the submission holds more than {max_files} files and folders")
         target.mkdir(mode=0o755)
         for entry in sorted(os.listdir(dir_fd)):
             if any(fnmatch.fnmatch(entry, pattern) for pattern in patterns):
@@ -128,7 +154,7 @@ def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_not
             raise SubmissionRefused(f"{where} is a hard link to another file; submissions may hold only their own files")
         budget["files"] += 1
         if budget["files"] > max_files:
-            raise SubmissionRefused(f"the submission holds more than {max_files} files")
+            raise SubmissionRefused(f"the submission holds more than {max_files} files and folders")
         limit = max_notebook_bytes if where.suffix == ".ipynb" else max_total_bytes
         with open(target, "xb") as out:
             size = 0
@@ -185,6 +211,8 @@ def unsafe_submissions(submitted: Path, limits: dict[str, int] | None = None) ->
                 check_tree(folder / quiz, **(limits or {}))
         except SubmissionRefused as reason:
             refused[student] = str(reason)
+        except Exception as error:  # anything else about it: refuse it (fail closed), saying so
+            refused[student] = f"the submission could not be checked ({type(error).__name__}); not graded"
     return refused
 
 
@@ -195,26 +223,78 @@ def _collect_base() -> type:
 
 
 class SafeCollect(_collect_base()):  # type: ignore[misc]
-    """nbgrader's collect, refusing links, special files, oversized submissions and unsafe ids (and saying why)."""
+    """nbgrader's collect, refusing what a student could use against the grader or another student (and saying why).
+
+    Refused: a name in the inbound folder that is not ``student+quiz+time+...``
+    (nbgrader would stop collecting for everyone), a submission owned by
+    someone other than the student it claims to be (when nbgrader's
+    ``check_owner`` is on, as by default: nbgrader only warns), links, special
+    files, oversized or too deep submissions, and unplain student ids.
+    """
 
     refused: list[tuple[str, str]]
     src_records: list[dict[str, Any]]
 
+    def _refuse(self, who: str, name: str, reason: str) -> None:
+        self.refused.append((who, reason))
+        self.log.error("Not collected: %s: %s", name.encode("unicode_escape").decode("ascii")[:120], reason)
+
     def init_src(self) -> None:
+        import glob
+        import pwd
+
+        from nbgrader.api import Gradebook, MissingEntry
+
         self.refused = []
-        super().init_src()
-        kept = []
-        for record in self.src_records:
-            path = Path(self.inbound_path) / record["filename"]
+        if self.coursedir.course_id == "":
+            self.fail("No course id specified. Re-run with --course flag.")
+        self.course_path = os.path.join(self.root, self.coursedir.course_id)
+        self.inbound_path = os.path.join(self.course_path, "inbound")
+        if not os.path.isdir(self.inbound_path):
+            self.fail(f"Course not found: {self.inbound_path}")
+        student_id = self.coursedir.student_id if self.coursedir.student_id else "*"
+        pattern = os.path.join(self.inbound_path, f"{glob.escape(student_id) if student_id != '*' else '*'}+{glob.escape(self.coursedir.assignment_id)}+*")
+        records = []
+        for path in glob.glob(pattern):
+            name = os.path.basename(path)
+            try:
+                record = self._path_to_record(path)
+            except Exception:  # nbgrader's own parser fails on a name it cannot read, for the whole class
+                self._refuse(name.split("+")[0], name, "the name in the exchange is not student+quiz+time; it was not made by nbgrader submit")
+                continue
             try:
                 check_student_id(record["username"])
-                check_tree(path, **_configured_limits(self.config))
-            except SubmissionRefused as reason:
-                self.refused.append((record["username"], str(reason)))
-                self.log.error("Not collected: %r: %s", record["filename"][:100], reason)
+                if self.check_owner:
+                    owner = pwd.getpwuid(os.lstat(path).st_uid).pw_name
+                    if owner != record["username"]:
+                        raise SubmissionRefused(f"it claims to be from {record['username']} but belongs to {owner}")
+                check_tree(Path(path), **_configured_limits(self.config))
+            except KeyError:
+                self._refuse(record["username"], name, "it belongs to a user this machine does not know")
                 continue
-            kept.append(record)
-        self.src_records = kept
+            except SubmissionRefused as reason:
+                self._refuse(record["username"], name, str(reason))
+                continue
+            except Exception as error:  # anything else about it: refuse it, saying so
+                self._refuse(record["username"], name, f"it could not be checked ({type(error).__name__})")
+                continue
+            records.append(record)
+        by_student: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            by_student.setdefault(record["username"], []).append(record)
+        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
+            try:
+                self.duedate = gb.find_assignment(self.coursedir.assignment_id).duedate
+            except MissingEntry:
+                self.duedate = None
+        self.src_records = []
+        for submissions in by_student.values():
+            ordered = self._sort_by_timestamp(submissions)
+            if self.duedate is not None and self.before_duedate:
+                on_time = [r for r in ordered if r["timestamp"] <= self.duedate]
+                self.src_records.append(on_time[0] if on_time else ordered[0])
+            else:
+                self.src_records.append(ordered[0])
 
     def do_copy(self, src: str, dest: str, log: Any = None) -> None:
         """Copy without following links (the student can still change the inbound folder while it is copied)."""

@@ -3,34 +3,42 @@
 The student's kernel loads this module (and nothing else of the grading
 package): it must import without nbgrader. In place of each hidden-test region
 the kernel runs :func:`record_answers`, which prints **one line**: the
-:data:`RECORD_MARKER` followed by JSON describing the answer values the hidden
-tests read and an answer function's results on the hidden inputs. The grader
-parses that line with :func:`parse_record` and judges it in its own process.
+:data:`RECORD_MARKER` followed by JSON describing the values the hidden test
+reads. While the hidden test runs in the grader, each call it makes to a
+student's function is sent back to the kernel as :func:`call`, which prints one
+such line with the result. The grader parses lines with :func:`parse_record`
+and rebuilds values with :func:`decode`.
 
-Only plain values are described (exact ``None``, ``bool``, ``int``, ``float``,
-``str``), so nothing the kernel does can reach the grader as code or as an
-object whose ``==`` lies. Everything read back is treated as hostile: lines
-that are too long, nested too deep or hold numbers too big to parse are
-refused for that one question, never for the student's whole grading.
+Only data crosses: ``None``, ``bool``, ``int``, ``float``, ``str``, lists,
+tuples, dicts, sets, NumPy arrays and scalars of numbers, pandas Series and
+DataFrames, each of its **exact** type (a subclass, a proxy or an object with
+its own ``__eq__`` is described as unsupported and equals nothing), functions
+as a name to call back, modules as a name. The grader rebuilds genuine
+objects of its own from the description, so nothing the kernel does reaches
+the grader as code or as an object that lies. Everything read back is treated
+as hostile: lines too long, nested too deep, or holding numbers too big to
+parse are refused for that one question.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import sys
 from typing import Any
 
-__all__ = ["RECORD_MARKER", "MAX_RECORD_CHARS", "encode", "record_answers", "parse_record", "MalformedRecord"]
+__all__ = ["RECORD_MARKER", "MAX_RECORD_CHARS", "Unsupported", "encode", "decode", "record_answers", "call", "parse_record", "MalformedRecord"]
 
 RECORD_MARKER = "\u241eketamine-quiz-record "
-"""Prefix of the one line :func:`record_answers` prints; the grader removes it from the output."""
+"""Prefix of the lines :func:`record_answers` and :func:`call` print; the grader removes them from the output."""
 
-MAX_RECORD_CHARS = 200_000
-"""A record line longer than this is refused (a quiz's answers fit in a few hundred characters)."""
+MAX_RECORD_CHARS = 2_000_000
+"""A record line longer than this is refused."""
 
-MAX_STRING_CHARS = 1000
-"""Strings are recorded up to this length (a quiz answer is a letter, a word or a short phrase)."""
+MAX_STRING_CHARS = 100_000
+MAX_ITEMS = 200_000
+"""Numbers, strings and containers one record may describe in all."""
+MAX_DEPTH = 32
 
 _MISSING = object()
 
@@ -39,13 +47,52 @@ class MalformedRecord(ValueError):
     """A record line that cannot be read as the grader's format; says why in words."""
 
 
-def _is_numpy_real(value: object) -> bool:
-    name = type(value).__module__ + "." + type(value).__name__
-    return name in ("numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32")
+class Unsupported:
+    """An answer of a kind the grader does not rebuild: it equals nothing and cannot be used as a number."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"<{self.name} object>"
 
 
-def encode(value: object) -> dict[str, Any]:
-    """A JSON description of an answer, for exact builtin types only (no student method is called)."""
+# --------------------------------------------------------------------------
+# Describing a value (kernel side, and the grader's arguments for a call)
+# --------------------------------------------------------------------------
+
+
+def _numpy() -> Any:
+    return sys.modules.get("numpy")
+
+
+def _pandas() -> Any:
+    return sys.modules.get("pandas")
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_ITEMS
+
+    def take(self, count: int = 1) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise OverflowError("too large to record")
+
+
+def _real(value: float) -> dict[str, Any]:
+    return {"type": "float", "value": value} if math.isfinite(value) else {"type": "nonfinite", "value": repr(value)}
+
+
+def _encode(value: object, budget: _Budget, depth: int) -> dict[str, Any]:
+    if depth > MAX_DEPTH:
+        raise OverflowError("nested too deeply to record")
+    budget.take()
     kind = type(value)
     if value is None:
         return {"type": "none"}
@@ -56,44 +103,184 @@ def encode(value: object) -> dict[str, Any]:
         if abs(number) > 10**300:
             return {"type": "unsupported", "name": "int (too large)"}
         return {"type": "int", "value": number}
-    if kind is float or _is_numpy_real(value):
-        real = float(value)  # type: ignore[arg-type]
-        return {"type": "float", "value": real} if math.isfinite(real) else {"type": "nonfinite", "value": repr(real)}
+    if kind is float:
+        return _real(float.__float__(value))  # type: ignore[arg-type]
     if kind is str:
-        return {"type": "str", "value": str.__str__(value)[:MAX_STRING_CHARS]}  # type: ignore[arg-type,unused-ignore]
+        text = str.__str__(value)  # type: ignore[arg-type,unused-ignore]
+        budget.take(len(text) // 100)
+        return {"type": "str", "value": text[:MAX_STRING_CHARS]}
+    if kind in (list, tuple):
+        items: Any = list.__iter__(value) if kind is list else tuple.__iter__(value)  # type: ignore[arg-type]
+        return {"type": kind.__name__, "items": [_encode(item, budget, depth + 1) for item in items]}
+    if kind in (set, frozenset):
+        members: Any = set.__iter__(value) if kind is set else frozenset.__iter__(value)  # type: ignore[arg-type]
+        return {"type": kind.__name__, "items": [_encode(item, budget, depth + 1) for item in members]}
+    if kind is dict:
+        pairs: Any = dict.items(value)  # type: ignore[arg-type]
+        return {"type": "dict", "items": [[_encode(k, budget, depth + 1), _encode(v, budget, depth + 1)] for k, v in pairs]}
+    numpy = _numpy()
+    if numpy is not None and kind is numpy.ndarray and value.dtype.kind in "biuf":  # type: ignore[attr-defined]
+        array = value
+        budget.take(int(array.size))  # type: ignore[attr-defined]
+        return {"type": "ndarray", "dtype": str(array.dtype), "shape": list(array.shape), "data": numpy.ravel(array).tolist()}  # type: ignore[attr-defined]
+    if numpy is not None and kind in (numpy.float64, numpy.float32, numpy.float16):
+        return {"type": "npscalar", "dtype": kind.__name__, "value": _real(float(value))}  # type: ignore[arg-type]
+    if numpy is not None and kind in (numpy.int64, numpy.int32, numpy.int16, numpy.int8, numpy.uint64, numpy.uint32, numpy.uint16, numpy.uint8, numpy.bool_):
+        return {"type": "npscalar", "dtype": kind.__name__, "value": _encode(value.item(), budget, depth + 1)}  # type: ignore[attr-defined]
+    pandas = _pandas()
+    if pandas is not None and kind is pandas.Series:
+        series = value
+        return {
+            "type": "series",
+            "name": _encode(series.name, budget, depth + 1),  # type: ignore[attr-defined]
+            "index": _encode(list(series.index), budget, depth + 1),  # type: ignore[attr-defined]
+            "values": _encode(series.to_numpy(), budget, depth + 1),  # type: ignore[attr-defined]
+        }
+    if pandas is not None and kind is pandas.DataFrame:
+        frame = value
+        return {
+            "type": "frame",
+            "columns": _encode(list(frame.columns), budget, depth + 1),  # type: ignore[attr-defined]
+            "index": _encode(list(frame.index), budget, depth + 1),  # type: ignore[attr-defined]
+            "data": [_encode(frame[column].to_numpy(), budget, depth + 1) for column in frame.columns],  # type: ignore[attr-defined,index]
+        }
     if value is _MISSING:
         return {"type": "missing"}
+    if kind.__name__ == "module":
+        return {"type": "module", "name": str(getattr(value, "__name__", ""))[:200]}
+    if kind.__name__ in ("function", "builtin_function_or_method", "method", "functools.partial", "partial"):
+        return {"type": "callable"}
     return {"type": "unsupported", "name": kind.__name__[:100]}
 
 
-def record_answers(grade_id: str, names: Sequence[str], calls: dict[str, list[list[Any]]]) -> None:
-    """Print one line describing the named answers and the answer functions' results on the given inputs.
+def encode(value: object) -> dict[str, Any]:
+    """A JSON description of a value, for exact types only (no method of a student's class is called)."""
+    try:
+        return _encode(value, _Budget(), 0)
+    except (OverflowError, RecursionError, ValueError) as error:
+        return {"type": "unsupported", "name": f"value ({error})"}
 
-    Called in the kernel in place of a hidden test. The grader compares the
-    values with the key in its own process, so nothing done in the kernel can
-    change the key or the comparison.
-    """
-    import sys
-    import warnings
 
-    namespace = sys._getframe(1).f_globals
-    values = {name: encode(namespace.get(name, _MISSING)) for name in names}
-    results: dict[str, list[dict[str, Any]]] = {}
-    for name, cases in calls.items():
-        function = namespace.get(name, _MISSING)
-        outcomes: list[dict[str, Any]] = []
-        for args in cases:
-            if not callable(function):
-                outcomes.append({"args": args, "error": "NotCallable"})
-                continue
+# --------------------------------------------------------------------------
+# Rebuilding a value (the grader's side, and a call's arguments in the kernel)
+# --------------------------------------------------------------------------
+
+
+def _decode(encoded: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH or not isinstance(encoded, dict):
+        return Unsupported("malformed")
+    kind = encoded.get("type")
+    value = encoded.get("value")
+    items = encoded.get("items")
+    if kind in ("none", "missing"):
+        return None
+    if kind == "bool" and type(value) is bool:
+        return value
+    if kind == "int" and type(value) is int:
+        return value
+    if kind == "float" and isinstance(value, (int, float)) and type(value) is not bool:
+        return float(value)
+    if kind == "nonfinite" and value in ("nan", "inf", "-inf"):
+        return float(str(value))
+    if kind == "str" and type(value) is str:
+        return value
+    if kind in ("list", "tuple", "set", "frozenset") and isinstance(items, list):
+        decoded = [_decode(item, depth + 1) for item in items]
+        if kind in ("set", "frozenset"):
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    outcomes.append({"args": args, "result": encode(function(*args))})
-            except (Exception, SystemExit) as error:  # a timeout's KeyboardInterrupt still stops the cell
-                outcomes.append({"args": args, "error": type(error).__name__[:100]})
-        results[name] = outcomes
-    print(RECORD_MARKER + json.dumps({"grade_id": grade_id, "values": values, "calls": results}))
+                return set(decoded) if kind == "set" else frozenset(decoded)
+            except TypeError:
+                return Unsupported(kind)
+        return decoded if kind == "list" else tuple(decoded)
+    if kind == "dict" and isinstance(items, list):
+        result = {}
+        for pair in items:
+            if not (isinstance(pair, list) and len(pair) == 2):
+                return Unsupported("dict")
+            key = _decode(pair[0], depth + 1)
+            try:
+                result[key] = _decode(pair[1], depth + 1)
+            except TypeError:
+                return Unsupported("dict")
+        return result
+    if kind == "ndarray":
+        import numpy
+
+        try:
+            dtype = numpy.dtype(str(encoded.get("dtype")))
+            if dtype.kind not in "biuf":
+                return Unsupported("ndarray")
+            return numpy.array(encoded.get("data"), dtype=dtype).reshape([int(n) for n in encoded.get("shape", [])])
+        except (TypeError, ValueError):
+            return Unsupported("ndarray")
+    if kind == "npscalar":
+        import numpy
+
+        name = str(encoded.get("dtype"))
+        inner = _decode(value, depth + 1)
+        if name not in ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool_") or isinstance(inner, Unsupported):
+            return Unsupported("numpy scalar")
+        try:
+            return getattr(numpy, name)(inner)
+        except (TypeError, ValueError, OverflowError):
+            return Unsupported("numpy scalar")
+    if kind in ("series", "frame"):
+        import pandas
+
+        try:
+            index = _decode(encoded.get("index"), depth + 1)
+            if kind == "series":
+                return pandas.Series(_decode(encoded.get("values"), depth + 1), index=index, name=_decode(encoded.get("name"), depth + 1))
+            columns = _decode(encoded.get("columns"), depth + 1)
+            data = [_decode(column, depth + 1) for column in encoded.get("data", [])]
+            return pandas.DataFrame(dict(zip(columns, data, strict=True)), index=index, columns=columns)
+        except (TypeError, ValueError):
+            return Unsupported(kind)
+    return Unsupported(str(encoded.get("name", kind))[:100])
+
+
+def decode(encoded: Any) -> Any:
+    """A genuine object rebuilt from a description (:class:`Unsupported` for anything else)."""
+    try:
+        return _decode(encoded, 0)
+    except RecursionError:
+        return Unsupported("nested too deeply")
+
+
+# --------------------------------------------------------------------------
+# What runs in the kernel
+# --------------------------------------------------------------------------
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    print(RECORD_MARKER + json.dumps(payload))
+
+
+def record_answers(grade_id: str, names: list[str], calls: dict[str, list[list[Any]]] | None = None) -> None:
+    """Print one line describing the named values of the caller's namespace (called in place of a hidden test)."""
+    namespace = sys._getframe(1).f_globals
+    _emit({"grade_id": grade_id, "values": {name: encode(namespace.get(name, _MISSING)) for name in names}})
+
+
+def call(grade_id: str, number: int, name: str, arguments: str) -> None:
+    """Call the caller's function ``name`` on the arguments the grader sent; print one line with the result.
+
+    The result (or the exception's kind and message) is described as data;
+    what the function prints goes to the cell as it would in nbgrader.
+    """
+    namespace = sys._getframe(1).f_globals
+    function = namespace.get(name, _MISSING)
+    try:
+        payload = json.loads(arguments)
+        args = decode(payload.get("args"))
+        kwargs = decode(payload.get("kwargs"))
+        if not callable(function):
+            raise TypeError(f"{name} is not a function")
+        result = function(*args, **kwargs)
+        record: dict[str, Any] = {"result": encode(result)}
+    except (Exception, SystemExit) as error:  # the student's code failed: the grader sees the failure
+        record = {"error": type(error).__name__[:100], "message": str(error)[:500]}
+    _emit({"grade_id": grade_id, "call": number, **record})
 
 
 def parse_record(line: str) -> dict[str, Any]:
@@ -108,6 +295,6 @@ def parse_record(line: str) -> dict[str, Any]:
         raise MalformedRecord(f"the recorded answers could not be read ({str(error)[:80]})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("grade_id"), str):
         raise MalformedRecord("the recorded answers were not in the grader's format")
-    if not isinstance(payload.get("values", {}), dict) or not isinstance(payload.get("calls", {}), dict):
+    if not isinstance(payload.get("values", {}), dict):
         raise MalformedRecord("the recorded answers were not in the grader's format")
     return payload

@@ -24,7 +24,7 @@ import nbformat
 
 from .config import grading_config
 from .hidden import _grade_id
-from .intake import SubmissionRefused, _configured_limits, check_student_id, check_tree
+from .intake import SubmissionRefused, _configured_limits, check_student_id, check_tree, printable
 from .tamper import TamperFinding, read_report
 
 __all__ = [
@@ -240,11 +240,11 @@ def summary_table(results: list[SubmissionGrade]) -> str:
     for r in results:
         flags = []
         if r.error:
-            flags.append(f"grading failed: {r.error}")
-        flags += [f"{t.grade_id}: {t.problem}" for t in r.tampering]
+            flags.append(f"grading failed: {printable(r.error, 300)}")
+        flags += [f"{printable(t.grade_id, 60)}: {printable(t.problem, 60)}" for t in r.tampering]
         if r.needs_manual_grade and not flags:
             flags.append("needs manual grading")
-        shown = r.student_id if check_student_id_ok(r.student_id) else repr(r.student_id)[:18]
+        shown = r.student_id if check_student_id_ok(r.student_id) else printable(repr(r.student_id), 18)
         lines.append(f"{shown:<20}{f'{r.score:g}/{r.max_score:g}':>12}{r.seconds:>10.1f}  {'; '.join(flags)}")
     if results:
         mean = sum(r.score for r in results) / len(results)
@@ -257,7 +257,7 @@ def tamper_text(results: list[SubmissionGrade]) -> str:
     lines = ["Tamper report:"]
     for r in results:
         for finding in r.tampering:
-            lines.append(f"  {r.student_id}: {finding.grade_id}: {finding.problem} ({finding.detail})")
+            lines.append(f"  {printable(r.student_id)}: {printable(finding.grade_id)}: {printable(finding.problem)} ({printable(finding.detail)})")
     if len(lines) == 1:
         lines.append("  no graded or locked cell was edited, deleted, duplicated or stripped of its metadata")
     return "\n".join(lines)

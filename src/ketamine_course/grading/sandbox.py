@@ -4,7 +4,8 @@ nbgrader runs a student's code with the grader's own rights. Here every graded
 kernel is launched through bubblewrap (``bwrap``) and sees:
 
 * the operating system, Python, the course's environment and package and its
-  data, read-only; a working folder that holds **copies of the student's own
+  data, read-only (the environment's and the machine's Jupyter configuration
+  folders hidden); a working folder that holds **copies of the student's own
   files only** (never a notebook, so never a hidden test); its own ``/tmp``;
   nothing else of the grader's machine (not ``source/``, the gradebook, other
   submissions, the instructor's home);
@@ -22,9 +23,11 @@ Limits hold for the **whole kernel**, all its processes together:
   course's machines); elsewhere a watchdog sums the resident memory of every
   process of the kernel ten times a second and stops the kernel above the
   limit (each process is also held by ``RLIMIT_AS``);
-* disk: the working folder and ``/tmp`` live on disk in the kernel's private
-  folder; the watchdog stops the kernel when together they exceed the limit
-  (each file is also held by ``RLIMIT_FSIZE``);
+* disk: the working folder lives on disk in the kernel's private folder; the
+  watchdog stops the kernel when it, with any file the kernel keeps open but
+  no folder shows (memfd, deleted files), exceeds the limit (each file is also
+  held by ``RLIMIT_FSIZE``); ``/tmp`` and ``/dev/shm`` are tmpfs of a fixed
+  size;
 * CPU time and open files per process (``prlimit``).
 
 When its notebook is done (or a limit is hit) every process of the kernel is
@@ -59,6 +62,8 @@ FIRST_SANDBOX_UID = 200_000
 SANDBOX_UID_IN_NAMESPACE = 1000
 """As any other user, the uid the kernel has inside its user namespace."""
 PACKAGE_MOUNT = "/opt/ketamine-course"
+SHM_BYTES = 64 * 1024**2
+"""Size of the kernel's /dev/shm (shared memory for multiprocessing)."""
 """Where the kernel sees the course package and its data (not at the course's own path)."""
 
 
@@ -77,7 +82,7 @@ class SandboxLimits:
     processes: int = 64
     """Processes and threads of the whole kernel."""
     disk_bytes: int = 200 * 1024**2
-    """Everything the kernel writes: its working folder and its /tmp."""
+    """What the kernel writes to its working folder (watched), and the size of its /tmp (a tmpfs)."""
     file_size_bytes: int = 64 * 1024**2
     """The largest file the kernel may write."""
     open_files: int = 256
@@ -217,24 +222,67 @@ class _Cgroups:
 
 
 def _tree_usage(folder: Path, limit_entries: int) -> tuple[int, int]:
-    """(bytes on disk, entries) under ``folder``, without following links; stops counting past ``limit_entries``."""
+    """(bytes on disk, entries) under ``folder``, without following links; stops counting past ``limit_entries``.
+
+    A folder the kernel made unreadable (``chmod 0300``) is made readable
+    again first: the grader owns it (as root, or as the same user).
+    """
     total, entries = 0, 0
     stack = [folder]
     while stack and entries <= limit_entries:
+        directory = stack.pop()
         try:
-            with os.scandir(stack.pop()) as listing:
-                for entry in listing:
-                    entries += 1
-                    try:
-                        info = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    total += max(info.st_size if stat.S_ISREG(info.st_mode) else 0, getattr(info, "st_blocks", 0) * 512)
-                    if stat.S_ISDIR(info.st_mode):
-                        stack.append(Path(entry.path))
+            listing = os.scandir(directory)
+        except PermissionError:
+            try:
+                os.chmod(directory, 0o700)
+                listing = os.scandir(directory)
+            except OSError:
+                continue
         except OSError:
             continue
+        with listing:
+            for entry in listing:
+                entries += 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += max(info.st_size if stat.S_ISREG(info.st_mode) else 0, getattr(info, "st_blocks", 0) * 512)
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append(Path(entry.path))
     return total, entries
+
+
+def _unlinked_bytes(pids: list[int]) -> int:
+    """Bytes held in files the kernel's processes keep open but that no folder shows (memfd, deleted files)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for pid in pids:
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in descriptors:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if not (target.startswith("/memfd:") or target.endswith(" (deleted)")):
+                    continue
+                info = os.stat(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += max(info.st_size, getattr(info, "st_blocks", 0) * 512)
+    return total
+
+
+def remove_tree(folder: Path) -> None:
+    """Remove a folder a kernel wrote in, however deep and whatever modes it set (coreutils, not Python's recursion)."""
+    if not folder.exists():
+        return
+    subprocess.run(["chmod", "-R", "u+rwX", str(folder)], capture_output=True, check=False)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(folder)], capture_output=True, check=False)
 
 
 class KernelCage:
@@ -243,7 +291,6 @@ class KernelCage:
     Layout of the private folder (``ketamine-kernel-*`` in the system's temporary folder)::
 
         work/   the kernel's working folder: copies of the student's own files
-        tmp/    the kernel's /tmp
         run/    the connection file and the kernel's sockets
     """
 
@@ -254,7 +301,7 @@ class KernelCage:
         self.limits = limits
         self.sandboxed = sandboxed
         self.private = Path(tempfile.mkdtemp(prefix="ketamine-kernel-"))
-        self.workdir, self.tmp, self.run = (self.private / name for name in ("work", "tmp", "run"))
+        self.workdir, self.run = self.private / "work", self.private / "run"
         self.uid = FIRST_SANDBOX_UID + int.from_bytes(os.urandom(4), "big") % 100_000 if _is_root() and sandboxed else None
         self.cgroups = _Cgroups(self.private.name, limits) if sandboxed else None
         self.stopped: str | None = None
@@ -267,11 +314,10 @@ class KernelCage:
         from .intake import safe_copy_tree
 
         safe_copy_tree(source, self.workdir, ignore=["*.ipynb", ".ipynb_checkpoints", "__pycache__"], max_total_bytes=self.limits.disk_bytes)
-        for folder in (self.tmp, self.run):
-            folder.mkdir(mode=0o700)
+        self.run.mkdir(mode=0o700)
         if self.uid is not None:  # root: hand the three folders to the kernel's uid, and nothing else
             self.private.chmod(0o711)
-            for folder in (self.workdir, self.tmp, self.run):
+            for folder in (self.workdir, self.run):
                 for directory, folders, files in os.walk(folder):
                     for name in [directory, *(os.path.join(directory, f) for f in folders + files)]:
                         os.lchown(name, self.uid, NOBODY_GID)
@@ -294,19 +340,28 @@ class KernelCage:
 
         while not self._closing.wait(0.1):
             reason = None
-            used, entries = _tree_usage(self.workdir, self.MAX_ENTRIES)
-            tmp_used, tmp_entries = _tree_usage(self.tmp, self.MAX_ENTRIES)
-            if used + tmp_used > self.limits.disk_bytes:
-                reason = f"it wrote more than {self.limits.disk_bytes / 1024**2:g} MB to disk"
-            elif entries + tmp_entries > self.MAX_ENTRIES:
+            used, entries = 0, 0
+            for folder in (self.workdir, self.run):
+                size, count = _tree_usage(folder, self.MAX_ENTRIES)
+                used, entries = used + size, entries + count
+            try:
+                root = psutil.Process(self._pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                processes = []
+            unlinked = _unlinked_bytes([p.pid for p in processes])
+            if used + unlinked > self.limits.disk_bytes:
+                reason = f"it wrote more than {self.limits.disk_bytes / 1024**2:g} MB"
+            elif entries > self.MAX_ENTRIES:
                 reason = f"it created more than {self.MAX_ENTRIES} files"
             elif self.cgroups is None or not self.cgroups.limits_memory:
-                try:
-                    root = psutil.Process(self._pid)
-                    rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-                except psutil.Error:
-                    rss = 0
-                if rss > self.limits.memory_bytes:
+                rss = 0
+                for process in processes:
+                    try:
+                        rss += process.memory_info().rss
+                    except psutil.Error:
+                        pass
+                if rss + unlinked > self.limits.memory_bytes:
                     reason = f"it used more than {self.limits.memory_bytes / 1024**3:g} GiB of memory"
             if reason:
                 self.stopped = reason
@@ -337,12 +392,20 @@ class KernelCage:
             self.cgroups.kill_and_remove()
 
     def close(self) -> None:
-        """Kill what is left of the kernel and remove its cgroups and private folder."""
+        """Kill what is left of the kernel, reap it, and remove its cgroups and private folder."""
         self._closing.set()
         if self._watch is not None and self._watch is not threading.current_thread():
             self._watch.join(timeout=5)
         self.kill()
-        shutil.rmtree(self.private, ignore_errors=True)
+        if self._pid is not None:  # reap it: no defunct bwrap left in the grader
+            for _ in range(100):
+                try:
+                    if os.waitpid(self._pid, os.WNOHANG) != (0, 0):
+                        break
+                except ChildProcessError:
+                    break
+                time.sleep(0.02)
+        remove_tree(self.private)
 
 
 # --------------------------------------------------------------------------
@@ -397,7 +460,13 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
             argv += parents(prefix) + ["--ro-bind", prefix, prefix]
     package_binds, environment = _course_package_binds()
     argv += parents(f"{PACKAGE_MOUNT}/lib/x") + package_binds
-    argv += ["--bind", str(cage.tmp), "/tmp"]
+    # /tmp and /dev/shm: tmpfs of a fixed size (memory the kernel cannot grow past); Jupyter's and nbgrader's
+    # configuration folders of the environment and the machine: hidden behind empty read-only folders
+    argv += ["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/tmp"]
+    argv += ["--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
+    for config in (Path(sys.prefix) / "etc" / "jupyter", Path("/etc/jupyter"), Path("/usr/local/etc/jupyter")):
+        if config.is_dir():
+            argv += ["--tmpfs", str(config), "--remount-ro", str(config)]
     for folder in (cage.run, cage.workdir):
         argv += parents(str(folder)) + ["--bind", str(folder), str(folder)]
     argv += ["--chdir", str(cage.workdir)]

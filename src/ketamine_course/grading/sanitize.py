@@ -93,7 +93,7 @@ def clean_html(markup: str, *, mathml: bool = False) -> str:
     attributes = dict(_ATTRIBUTES)
     if mathml:
         attributes.update({tag: _MATHML_ATTRIBUTES for tag in _MATHML_TAGS})
-    return nh3.clean(
+    return _neutralise_tex(nh3.clean(  # again after cleaning: entities such as &#x5c; become backslashes there
         markup,
         tags=tags,
         attributes=attributes,
@@ -101,7 +101,7 @@ def clean_html(markup: str, *, mathml: bool = False) -> str:
         attribute_filter=_attribute_filter,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
-    )
+    ))
 
 
 def _valid_base64(text: object) -> bool:

@@ -21,6 +21,8 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
+from .intake import Limits, SubmissionRefused, printable
+
 __all__ = ["TamperFinding", "tamper_report", "ReportTampering", "RepairCells", "FlagTampering", "report_path", "read_report"]
 
 
@@ -128,7 +130,7 @@ def _refuse_unsafe_id(info: dict[str, Any]) -> None:
     """Last line of defence for an id the configuration could not exclude (nbgrader splits its exclusions on commas)."""
     from nbgrader.api import Gradebook
 
-    from .intake import SubmissionRefused, check_student_id
+    from .intake import check_student_id
 
     try:
         check_student_id(str(info.get("student", "")))
@@ -144,6 +146,8 @@ class ReportTampering(_preprocessor_base()):  # type: ignore[misc]
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         info = resources.get("nbgrader", {})
         _refuse_unsafe_id(info)
+        if len(nb.cells) > Limits.max_cells:
+            raise SubmissionRefused(f"the notebook has {len(nb.cells)} cells; notebooks with more than {Limits.max_cells} are not graded")
         root = _course_root(resources)
         if root is None:
             return nb, resources
@@ -153,7 +157,7 @@ class ReportTampering(_preprocessor_base()):  # type: ignore[misc]
             return nb, resources
         findings = tamper_report(nb, nbformat.read(release, as_version=4))
         for finding in findings:
-            self.log.warning("Tamper report: %s: %s: %s (%s)", info.get("student"), finding.grade_id, finding.problem, finding.detail)
+            self.log.warning("Tamper report: %s: %s: %s (%s)", *(printable(t) for t in (info.get("student"), finding.grade_id, finding.problem, finding.detail)))
         path = report_path(root, info["assignment"], info["student"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps([asdict(finding) for finding in findings], indent=1), encoding="utf-8")
@@ -205,7 +209,7 @@ class RepairCells(_preprocessor_base()):  # type: ignore[misc]
 
 
 class FlagTampering(_preprocessor_base()):  # type: ignore[misc]
-    """After nbgrader saved the grades: flag a submission with tamper findings, so the formgrader shows it for review."""
+    """After nbgrader saved the grades: flag a submission with tamper findings (or a cell nbgrader zeroed for stderr), for review."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         from nbgrader.api import Gradebook
@@ -213,7 +217,10 @@ class FlagTampering(_preprocessor_base()):  # type: ignore[misc]
         info = resources.get("nbgrader", {})
         root = _course_root(resources)
         findings = read_report(root, info.get("assignment", ""), info.get("student", "")) if root else None
-        if findings:
+        review = resources.get("ketamine_course", {}).get("review", [])
+        for reason in review:
+            self.log.warning("Flagged for review: %s: %s", info.get("student"), reason)
+        if findings or review:
             with Gradebook(info["db_url"]) as gradebook:
                 notebook = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
                 notebook.flagged = True
