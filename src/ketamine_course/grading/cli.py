@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .config import grading_config
 from .run import find_course_root, generate_release, grade_class, quizzes, self_grade, summary_table, tamper_text
 
 __all__ = ["main"]
@@ -54,6 +55,23 @@ def _class(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from .check import author_check, check_text
+
+    root = find_course_root()
+    known = quizzes(root)
+    unknown = [q for q in args.quizzes if q not in known]
+    if unknown:
+        print(f"ketamine-grade: unknown quiz {', '.join(unknown)}; choose from {', '.join(known)}", file=sys.stderr)
+        return 2
+    failed = False
+    for quiz in args.quizzes or known:
+        lines = author_check(root, quiz, sandbox=False if args.unsandboxed else None)
+        print(check_text(quiz, lines))
+        failed = failed or not all(line.ok for line in lines)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ketamine-grade", description="Grade the course's quizzes with nbgrader.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     klass.add_argument("--changed", action="store_true", help="grade only submissions that are new or changed since they were last graded")
     klass.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
     klass.add_argument("--unsandboxed", action="store_true", help="DANGEROUS: run students' code with your rights (only if the sandbox cannot run here and you trust the code)")
+    check = commands.add_parser("check", help="authors: grade the solution, a blank copy and one wrong answer per question")
+    check.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
+    check.add_argument("--unsandboxed", action="store_true", help="run without isolation (your own quiz's code only)")
     release = commands.add_parser("release", help="maintainers: regenerate release/ from source/")
     release.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
     args = parser.parse_args(argv)
@@ -75,13 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         return _self(args)
     if args.command == "class":
         return _class(args)
+    if args.command == "check":
+        return _check(args)
     root = find_course_root()
     known = quizzes(root)
     unknown = [q for q in args.quizzes if q not in known]
     if unknown:
         parser.error(f"unknown quiz {', '.join(unknown)}; choose from {', '.join(known)}")
+    gradebook = Path(str(grading_config(root).CourseDirectory.db_url).removeprefix("sqlite:///"))
+    db_url = f"sqlite:///{gradebook}" if gradebook.is_file() else None  # keep the gradebook's copy of the tests current
     for quiz in args.quizzes or known:
-        print(f"regenerated {generate_release(root, quiz)}")
+        print(f"regenerated {generate_release(root, quiz, db_url=db_url)}")
+    if db_url:
+        print(f"updated the hidden tests in {gradebook}; regrade with: ketamine-grade class QUIZ")
     return 0
 
 

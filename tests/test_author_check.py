@@ -1,0 +1,56 @@
+"""The author's check (ketamine-grade check): every quiz grades what its author means, and a faulty quiz is caught."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grading_helpers import QUIZZES, ROOT
+from ketamine_course.grading.check import author_check, check_text
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("quiz", QUIZZES)
+def test_every_quiz_passes_the_author_s_check(quiz: str, sandbox: bool) -> None:
+    lines = author_check(ROOT, quiz, sandbox=sandbox)
+    assert all(line.ok for line in lines), check_text(quiz, lines)
+    assert {line.copy for line in lines} >= {"solution", "blank"} and len(lines) > 4
+
+
+def _faulty_course(tmp_path: Path, quiz: str, change) -> Path:
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "source" / quiz, course / "source" / quiz)
+    (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text())
+    path = course / "source" / quiz / f"{quiz}.ipynb"
+    nb = json.loads(path.read_text())
+    change(nb)
+    path.write_text(json.dumps(nb))
+    return course
+
+
+def test_a_test_that_gives_blank_work_points_is_caught(tmp_path: Path, sandbox: bool) -> None:
+    """An instructor's partial-credit cell that always ends in 1: blank work would earn a point."""
+    quiz = QUIZZES[0]
+
+    def always_one(nb: dict) -> None:
+        cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_test")
+        cell["source"] = "### BEGIN HIDDEN TESTS\n1\n### END HIDDEN TESTS"
+
+    lines = author_check(_faulty_course(tmp_path, quiz, always_one), quiz, sandbox=sandbox)
+    problems = [line.copy for line in lines if not line.ok]
+    assert "blank" in problems and "q1_answer wrong" in problems, check_text(quiz, lines)
+
+
+def test_a_hidden_test_the_judge_would_refuse_is_reported(tmp_path: Path) -> None:
+    quiz = QUIZZES[0]
+
+    def uses_globals(nb: dict) -> None:
+        cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_test")
+        cell["source"] = "### BEGIN HIDDEN TESTS\nassert globals()['answer_q1'] == 'B'\n### END HIDDEN TESTS"
+
+    lines = author_check(_faulty_course(tmp_path, quiz, uses_globals), quiz)
+    assert len(lines) == 1 and not lines[0].ok and "q1_test" in lines[0].detail and "globals()" in lines[0].detail
