@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -35,10 +36,12 @@ from grading_helpers import (
     HTML_OUTPUTS,
     ROOT,
     active_content,
+    hidden_lines,
     make_course,
     nbgrader_meta,
     notebook_markup,
     release_nb,
+    solution_lines,
     solutions,
     submission,
     submit,
@@ -83,9 +86,15 @@ def _observations(course: Path, student: str) -> dict[str, str]:
     return seen
 
 
+def _key_markers() -> tuple[str, ...]:
+    """Text only the key holds: the start of each hidden check (up to its hint), each solution line, a gradebook's header."""
+    hidden = [re.split(r",\s*(?:,|\))", line)[0] for line in hidden_lines(QUIZ)]
+    return (*hidden, *solution_lines(QUIZ), "SQLite format 3")
+
+
 FIND_THE_KEY = """
 import json, os, sys
-_markers = ('grade_choice("q1", answer_q1', 'grade_number("q3", answer_q3', "SQLite format 3", "### BEGIN SOLUTION")
+_markers = MARKERS
 _skip = ("/proc", "/sys", "/dev", "/usr", sys.prefix, sys.base_prefix)
 _found, _paths = [], []
 for _top, _dirs, _files in os.walk("/"):
@@ -231,8 +240,8 @@ def hostile_class(tmp_path_factory):
     """
     students = {
         "read_source": {grade_id: textwrap.dedent(read_solutions) for grade_id in solutions(QUIZ)},
-        "find_the_key": {grade_id: textwrap.dedent(FIND_THE_KEY) for grade_id in solutions(QUIZ)}
-        | {"q1_answer": textwrap.dedent(FIND_THE_KEY) + _observe("found", "_found") + _observe("files", "len(_paths)")},
+        "find_the_key": {grade_id: FIND_THE_KEY.replace("MARKERS", repr(_key_markers())) for grade_id in solutions(QUIZ)}
+        | {"q1_answer": FIND_THE_KEY.replace("MARKERS", repr(_key_markers())) + _observe("found", "_found") + _observe("files", "len(_paths)")},
         "walk_the_host": _hostile(WALK_THE_HOST + _observe("visible", "[p for p in _visible if not p.startswith(('/tmp/', '/etc', '/opt/ketamine-course'))][:40]")),
         "read_gradebook": _hostile(_observe("gradebook", f"open({str(course / 'gradebook.db')!r}, 'rb').read(64)")),
         "read_home": _hostile(_observe("home", f"open({str(instructor_home / 'secrets.txt')!r}).read()")),
