@@ -164,18 +164,26 @@ def _sanitize_output(output: NotebookNode) -> NotebookNode:
     return v4.new_output("display_data", data=clean)
 
 
-def sanitize_notebook(nb: NotebookNode) -> NotebookNode:
-    """Rewrite a notebook in place so that no viewer can run or fetch anything from it; returns it."""
+def sanitize_notebook(nb: NotebookNode, trusted: dict[str, str] | None = None) -> NotebookNode:
+    """Rewrite a notebook in place so that no viewer can run or fetch anything from it; returns it.
+
+    ``trusted`` maps nbgrader cell ids to the instructor's source of that cell
+    (the gradebook's copy): a Markdown cell that still holds exactly that text
+    is the instructor's own and is kept as written.
+    """
     kernelspec = nb.metadata.get("kernelspec", {})
     language = nb.metadata.get("language_info", {})
     nb.metadata = v4.new_notebook().metadata
-    if isinstance(kernelspec, dict):
+    if isinstance(kernelspec, dict) and isinstance(kernelspec.get("name"), str) and isinstance(kernelspec.get("display_name"), str):
         nb.metadata["kernelspec"] = {k: str(v)[:100] for k, v in kernelspec.items() if k in ("name", "display_name", "language")}
     if isinstance(language, dict) and isinstance(language.get("name"), str):
         nb.metadata["language_info"] = {"name": language["name"][:100]}
     for cell in nb.cells:
         nbgrader = cell.get("metadata", {}).get("nbgrader")
         cell.metadata = {"nbgrader": nbgrader} if isinstance(nbgrader, dict) else {}
+        grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+        if cell.cell_type == "markdown" and trusted and grade_id in trusted and cell.source == trusted[grade_id] and not cell.get("attachments"):
+            continue
         if cell.cell_type == "markdown":
             cell.source = markdown_to_html(cell.source, cell.get("attachments"))
             cell.pop("attachments", None)
@@ -186,8 +194,9 @@ def sanitize_notebook(nb: NotebookNode) -> NotebookNode:
             cell.outputs = [_sanitize_output(o) for o in cell.get("outputs", [])]
             if type(cell.get("execution_count")) is not int:
                 cell.execution_count = None
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(cell.get("id", ""))):
-            cell.id = v4.new_code_cell().id
+    for index, cell in enumerate(nb.cells):  # ids only where the notebook's format has them, and deterministic
+        if "id" in cell and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(cell.get("id"))):
+            cell.id = f"cell-{index}"
     return nb
 
 
@@ -215,11 +224,23 @@ def _preprocessor_base() -> type:
     return NbGraderPreprocessor
 
 
+def _instructor_sources(resources: dict[str, Any]) -> dict[str, str]:
+    """The gradebook's copy of each nbgrader cell's source (empty where there is no gradebook)."""
+    info = resources.get("nbgrader", {})
+    if "db_url" not in info:
+        return {}
+    from nbgrader.api import Gradebook
+
+    with Gradebook(info["db_url"]) as gradebook:
+        notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
+        return {cell.name: cell.source or "" for cell in notebook.source_cells if cell.locked}
+
+
 class SanitizeNotebook(_preprocessor_base()):  # type: ignore[misc]
     """Last step of autograding: the graded notebook nbgrader writes (and the formgrader shows) carries nothing active."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
-        return sanitize_notebook(nb), resources
+        return sanitize_notebook(nb, _instructor_sources(resources)), resources
 
 
 class RenderMathOffline(_preprocessor_base()):  # type: ignore[misc]
