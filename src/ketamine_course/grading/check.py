@@ -167,8 +167,8 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
         lost = sum(tests[t][0] for t in reading)
         result = results[f"wrong-{answer_id}"]
         by_test = {q: score for q, (score, _) in result.questions.items()}
-        ok = not result.error and all(by_test.get(t, 0) == 0 for t in reading) and result.score == full - lost
-        detail = result.error or ("" if ok else ", ".join(f"{q} {by_test.get(q, 0):g}/{tests[q][0]:g}" for q in tests))
+        ok = bool(reading) and not result.error and all(by_test.get(t, 0) == 0 for t in reading) and result.score == full - lost
+        detail = result.error or ("" if ok else "no test cell reads what this answer defines" if not reading else ", ".join(f"{q} {by_test.get(q, 0):g}/{tests[q][0]:g}" for q in tests))
         lines.append(CheckLine(f"{answer_id} wrong", result.score, f"{full - lost:g} (loses {', '.join(reading) or 'nothing'})", ok, detail))
     return lines
 
