@@ -10,7 +10,14 @@ import pytest
 
 from ketamine_course import pk
 from ketamine_course.data import load_table
-from ketamine_course.widgets import DecayExplorer, DoseCalculator, ExposureTimeline, OccupancyExplorer, PopulationExplorer, format_number
+from ketamine_course.widgets import (
+    DecayExplorer,
+    DoseCalculator,
+    ExposureTimeline,
+    OccupancyExplorer,
+    PopulationExplorer,
+    format_number,
+)
 
 
 def _text(html: str) -> str:

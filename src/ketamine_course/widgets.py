@@ -573,7 +573,7 @@ class PopulationExplorer(_Explorer):
             return
         people, conc = self.simulate()
         low, mid, high = population.percentiles_ng_per_ml(conc)
-        segments = np.empty((conc.shape[0], conc.shape[1], 2))
+        segments: Any = np.empty((conc.shape[0], conc.shape[1], 2))  # one (time, conc) polyline per person
         segments[:, :, 0] = self.time_h
         segments[:, :, 1] = conc
         self.curves.set_segments(segments)
