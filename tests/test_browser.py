@@ -210,6 +210,58 @@ def test_pharmacokinetics_lesson_widgets_respond(lab: JupyterLab, page: Any) -> 
     expect(reopened.get_by_text(re.compile("Error displaying widget|model not found"))).to_have_count(0)
 
 
+def test_population_and_timeline_widgets_respond(lab: JupyterLab, page: Any) -> None:
+    """The virtual population and the plasma-occupancy timeline, driven by keyboard; what they show is computed here independently."""
+    import numpy as np
+    from playwright.sync_api import expect
+
+    from ketamine_course import population, receptor
+
+    open_notebook(page, lab, "notebooks/03_pharmacokinetics.ipynb")
+    run_all(page)
+    _no_error_outputs(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    crowd = page.locator(".t-population")
+    plot = crowd.locator(".t-pop-plot")
+    expect(plot).to_be_visible()
+    assert plot.evaluate("img => img.decode().then(() => img.naturalWidth > 0)")
+    expect(crowd.locator(".t-pop-peak")).to_contain_text("1000 people: median peak")
+    crowd.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "pharmacokinetics-population-1000.png"))
+
+    # Home on the people slider: the first 10 people of the seeded population, redrawn.
+    people_handle = crowd.locator(".t-people [role=slider]")
+    old_src = plot.get_attribute("src")
+    people_handle.focus()
+    people_handle.press("Home")
+    expect(people_handle).to_have_attribute("aria-valuenow", "10")
+    peaks = population.peak_ng_per_ml(population.sample_population(10), 0.5, 40 / 60)
+    low, mid, high = np.percentile(peaks, (5, 50, 95))
+    expect(crowd.locator(".t-pop-peak")).to_have_text(
+        f"10 people: median peak {format_number(mid, 0)} ng/mL, 90% of peaks between {format_number(low, 0)} and {format_number(high, 0)} ng/mL."
+    )
+    expect(plot).not_to_have_attribute("src", old_src or "")
+    page.screenshot(path=str(SCREENSHOTS / "pharmacokinetics-population-10.png"))
+
+    # The timeline: one step up on the occupancy threshold moves the crossing time.
+    timeline = page.locator(".t-timeline")
+    threshold = timeline.locator(".t-threshold [role=slider]")
+    start = float(threshold.get_attribute("aria-valuenow") or "nan")
+    old_src = timeline.locator(".t-timeline-plot").get_attribute("src")
+    threshold.focus()
+    threshold.press("ArrowRight")
+    new_percent = start + 1
+    time_h = np.linspace(0, 8, 481)
+    model = pk.compartment_model("clements_2cmt", weight_kg=70)
+    plasma = pk.simulate(model, [pk.Dose(0, 0.5 * 70, duration_h=40 / 60)], time_h).conc_ng_per_ml
+    below = receptor.time_falls_below_h(time_h, receptor.occupancy_from_ng_per_ml(plasma, "racemic"), new_percent / 100)
+    expect(timeline.locator(".t-tl-below")).to_have_text(f"Racemic occupancy falls below {format_number(new_percent, 0)}% at {format_number(below, 2)} h.")
+    expect(timeline.locator(".t-timeline-plot")).not_to_have_attribute("src", old_src or "")
+    timeline.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "pharmacokinetics-timeline.png"))
+
+
 # --------------------------------------------------------------------------
 # Every other lesson: runs clean, every widget and figure shows, with a text alternative
 # --------------------------------------------------------------------------
