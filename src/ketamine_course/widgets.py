@@ -577,6 +577,7 @@ class PopulationExplorer(_Explorer):
         segments[:, :, 0] = self.time_h
         segments[:, :, 1] = conc
         self.curves.set_segments(segments)
+        self.curves.set_alpha(min(0.5, 2.5 / math.sqrt(len(people))))  # a few people stay visible, a crowd stays readable
         self.band.set_data(self.time_h, low, high)
         self.median.set_data(self.time_h, mid)
         top = _nice_ceiling(float(np.percentile(conc.max(axis=1), 99)) * 1.1)
@@ -618,7 +619,7 @@ class ExposureTimeline(_Explorer):
     def __init__(self, regimen_id: str = "antidepressant_research_iv", threshold_percent: float = 20.0) -> None:
         style = {"description_width": "10em"}
         self.regimen_dropdown, self.dose_slider, self.duration_dropdown = _regimen_controls(regimen_id, style)
-        self.threshold_slider = w.FloatSlider(value=threshold_percent, min=5, max=90, step=1, readout_format=".0f", description="Occupancy threshold (%)", style=style, layout=w.Layout(width="34em"))
+        self.threshold_slider = w.FloatSlider(value=threshold_percent, min=5, max=90, step=1, readout_format=".0f", description="Occupancy threshold (%)", style={"description_width": "13em"}, layout=w.Layout(width="34em"))
         self.readout = w.HTML()
         for control, css in (
             (self.regimen_dropdown, "t-tl-regimen"), (self.dose_slider, "t-tl-dose"), (self.duration_dropdown, "t-tl-duration"),
