@@ -516,7 +516,7 @@ class PopulationExplorer(_Explorer):
             (self.people_slider, "t-people"), (self.readout, "t-pop-shares"),
         ):
             control.add_class(css)
-        self.time_h = np.linspace(0, self.WINDOW_H, 181)
+        self.time_h = np.linspace(0, self.WINDOW_H, 91)  # 4 min steps: the end of a 40 min infusion is a sample; drawing cost grows with the points
         source = cite(self.spread.source_id)
         fig = course_figure(
             "The same mg/kg dose in a simulated population",
