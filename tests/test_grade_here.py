@@ -9,11 +9,13 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from grading_helpers import ROOT, nbgrader_meta, solutions, submission, wrong
+from grading_helpers import ROOT, nbgrader_meta, question_points, solutions, submission, wrong
 from ketamine_course.grading import here
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz03_pharmacokinetics"
+POINTS = question_points(QUIZ)
+TOTAL = sum(POINTS.values())
 
 
 @pytest.fixture
@@ -34,8 +36,8 @@ def saved_quiz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_the_score_and_each_question_s_feedback_appear_in_the_notebook(saved_quiz: Path, tmp_path: Path) -> None:
     shown = here.grade_here().data
-    assert "Your score: 13 / 15" in shown
-    assert shown.count("<tr>") == 1 + 8 and "✗ 0 / 2" in shown
+    assert f"Your score: {TOTAL - POINTS['q2']} / {TOTAL}" in shown
+    assert shown.count("<tr>") == 1 + len(POINTS) and f"✗ 0 / {POINTS['q2']}" in shown
     assert "<script" not in shown
 
 
@@ -47,7 +49,7 @@ def test_an_answer_run_but_not_saved_is_refused_with_save_first(saved_quiz: Path
     assert "Not graded." in shown and "Save first" in shown and "q2_answer" in shown and "Your score" not in shown
     cell.source = solutions(QUIZ)["q2_answer"]
     nbformat.write(nb, saved_quiz)  # ... then saved
-    assert "Your score: 15 / 15" in here.grade_here().data
+    assert f"Your score: {TOTAL} / {TOTAL}" in here.grade_here().data
 
 
 def test_the_cell_does_nothing_while_the_quiz_itself_is_graded(saved_quiz: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -267,11 +267,14 @@ def test_lesson_page_shows_outputs_figures_citations_and_references(site: Path, 
 
 @pytest.mark.slow
 def test_widgets_show_their_still_picture_and_say_what_is_interactive(site: Path) -> None:
-    for lesson, count in (("notebooks/02_nmda_mechanism.ipynb", 1), ("notebooks/03_pharmacokinetics.ipynb", 2)):
+    for lesson, count in (("notebooks/02_nmda_mechanism.ipynb", 1), ("notebooks/03_pharmacokinetics.ipynb", 4)):
         page = (site / _html(lesson)).read_text(encoding="utf-8")
         assert page.count("A still picture of an interactive widget. Run this notebook in JupyterLab to") == count, lesson
     pk = (site / _html("notebooks/03_pharmacokinetics.ipynb")).read_text(encoding="utf-8")
     assert "Dose:</b> 35 mg" in pk and "move the dose, half-life, volume and time sliders" in pk
+    # the virtual population and the plasma-occupancy timeline, each as its still picture with its numbers
+    assert 'alt="Many thin grey curves, one per simulated person' in pk and "1000 people: median peak" in pk
+    assert 'alt="Two panels sharing a time axis' in pk and "Racemic occupancy falls below 20% at" in pk
 
 
 @pytest.mark.slow

@@ -10,7 +10,14 @@ import pytest
 
 from ketamine_course import pk
 from ketamine_course.data import load_table
-from ketamine_course.widgets import DecayExplorer, DoseCalculator, OccupancyExplorer, format_number
+from ketamine_course.widgets import (
+    DecayExplorer,
+    DoseCalculator,
+    ExposureTimeline,
+    OccupancyExplorer,
+    PopulationExplorer,
+    format_number,
+)
 
 
 def _text(html: str) -> str:
@@ -140,7 +147,7 @@ def test_occupancy_slider_reports_each_form() -> None:
     assert x[0] == pytest.approx(71.3) and y[0] == pytest.approx(100 * values["racemic"])
 
 
-@pytest.mark.parametrize("factory", [DoseCalculator, DecayExplorer, OccupancyExplorer])
+@pytest.mark.parametrize("factory", [DoseCalculator, DecayExplorer, OccupancyExplorer, PopulationExplorer, ExposureTimeline])
 def test_widgets_have_stable_classes_and_a_static_fallback(factory) -> None:
     explorer = factory()
     bundle = explorer._repr_mimebundle_()

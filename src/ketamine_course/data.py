@@ -276,6 +276,26 @@ def _check_pk(row: dict[str, Any]) -> None:
         raise _RowError("value", "a fraction cannot exceed 1")
 
 
+PK_VARIABILITY_PARAMETERS = {
+    "omega2_V1": "log-scale variance",
+    "omega2_CL": "log-scale variance",
+    "cov_V1_CL": "log-scale covariance",
+    "weight_exponent_V1": "exponent",
+    "weight_exponent_CL": "exponent",
+    "weight_mean": "kg",
+    "weight_sd": "kg",
+}
+"""Parameters of ``pk_variability.csv`` and the unit each is given in."""
+
+
+def _check_variability(row: dict[str, Any]) -> None:
+    unit = PK_VARIABILITY_PARAMETERS[row["parameter"]]
+    if row["unit"] != unit:
+        raise _RowError("unit", f"{row['unit']!r} is not the unit of {row['parameter']} ({unit})")
+    if row["parameter"] != "cov_V1_CL" and row["value"] <= 0:
+        raise _RowError("value", "must be positive")
+
+
 def _check_validity(row: dict[str, Any]) -> None:
     for low, high in (("age_min_y", "age_max_y"), ("weight_min_kg", "weight_max_kg")):
         if row[low] is not None and row[high] is not None and row[low] > row[high]:
@@ -389,6 +409,23 @@ SCHEMAS: Mapping[str, TableSpec] = {
             key=("model_id", "parameter"),
             row_check=_check_pk,
             description="Published and course pharmacokinetic models, one row per parameter.",
+        ),
+        TableSpec(
+            "pk_variability",
+            (
+                Column("variability_id", pattern=_ID),
+                _choice("parameter", *PK_VARIABILITY_PARAMETERS),
+                _num("value", -10.0, 1000.0),
+                _text("unit"),
+                _choice("analyte", "racemic ketamine", "S-ketamine"),
+                _text("population"),
+                _VERIFIED,
+                _SOURCE,
+                _NOTE,
+            ),
+            key=("variability_id", "parameter"),
+            row_check=_check_variability,
+            description="Between-subject variability (log-normal) of a published population analysis, one row per parameter.",
         ),
         TableSpec(
             "pk_model_validity",

@@ -82,6 +82,8 @@ SLIPS = {
     "percent_not_fraction": "it looks as if the percentages were used as they are: turn them into fractions first (divide by 100)",
     "mg_per_l_not_ng_per_ml": "this looks like mg·h/L: the question asks for ng·h/mL (1 mg/L = 1000 ng/mL)",
     "um_not_ng_per_ml": "this looks like a concentration in µM: the question asks for ng/mL (use the molar mass)",
+    "s_ketamine_not_racemic": "this looks like the occupancy of S-ketamine alone: the question asks about racemic ketamine (both enantiomers' Ki)",
+    "from_infusion_end": "this looks like time counted from the end of the infusion: count from its start",
 }
 """Slips a question can name, each with what the visible check says when the answer shows it.
 

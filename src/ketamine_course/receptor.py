@@ -32,6 +32,7 @@ __all__ = [
     "occupancy_racemic_fraction",
     "occupancy_from_ng_per_ml",
     "conc_ng_per_ml_for_occupancy",
+    "time_falls_below_h",
 ]
 
 FORMS = ("racemic", "S-ketamine", "R-ketamine")
@@ -100,3 +101,29 @@ def conc_ng_per_ml_for_occupancy(occupancy: float, form: str = "racemic") -> flo
     else:
         raise ValueError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
     return ki_effective * occupancy / (1 - occupancy) * constant("molar_mass_ketamine_base")
+
+
+def time_falls_below_h(time_h: ArrayLike, values: ArrayLike, threshold: float) -> float | None:
+    """First time after the peak at which a sampled curve falls below ``threshold`` (linear interpolation).
+
+    ``None`` when the curve never reaches the threshold or is still at or above it at the last time.
+    Works for occupancy fractions and concentrations alike.
+
+    >>> time_falls_below_h([0, 1, 2, 3], [0.1, 0.6, 0.4, 0.2], 0.5)
+    1.5
+    """
+    t = np.asarray(time_h, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if t.shape != v.shape or t.ndim != 1 or t.size < 2:
+        raise ValueError("time_h and values must be one-dimensional and of the same length (at least 2)")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(v)) and np.all(np.diff(t) > 0)):
+        raise ValueError("time_h must increase and every value must be finite")
+    peak = int(np.argmax(v))
+    if v[peak] < threshold:
+        return None
+    after = np.nonzero(v[peak:] < threshold)[0]
+    if after.size == 0:
+        return None
+    i = peak + int(after[0])
+    t0, t1, v0, v1 = t[i - 1], t[i], v[i - 1], v[i]
+    return float(t0 + (v0 - threshold) / (v0 - v1) * (t1 - t0))

@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .data import format_reference, load_table
-from .lesson import CITATION, UNITS, cited_ids
+from .lesson import CITATION, CITATION_LINKS, GENERATED, UNITS, cited_ids
 
 __all__ = [
     "BINDERHUB_URL",
@@ -168,6 +168,23 @@ def link_citations(markdown: str, labels: Mapping[str, str]) -> str:
     return CITATION.sub(linked, markdown)
 
 
+_RENDERED_ID = re.compile(r'"@([a-z0-9_]+)"\)')
+
+
+def link_rendered_citations(markdown: str, labels: Mapping[str, str]) -> str:
+    """Citations as the lessons render them (author-year links whose title is ``@id``) -> links to the page's reference list.
+
+    >>> link_rendered_citations('as shown ([Lodge 2015](https://doi.org/10.1/x "@a")).', {"a": "Lodge & Mercier 2015"})
+    'as shown (<a class="citation" href="#ref-a">Lodge &amp; Mercier 2015</a>).'
+    """
+
+    def linked(match: re.Match[str]) -> str:
+        ids = _RENDERED_ID.findall(match.group(0))
+        return "(" + "; ".join(f'<a class="citation" href="#{anchor(i)}">{html.escape(labels[i])}</a>' for i in ids) + ")"
+
+    return CITATION_LINKS.sub(linked, markdown)
+
+
 _PLAIN_CITE = re.compile(r"\[([a-z0-9_]+(?:;\s*[a-z0-9_]+)*)\]")
 
 
@@ -258,7 +275,10 @@ def stage_lesson(nb: Any, listed: list[str], repo_path: str, labels: Mapping[str
     """An executed lesson as the site shows it (see the module docstring); ``listed`` are the ids it cites."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = link_citations(cell.source, labels)
+            if cell.metadata.get(GENERATED, {}).get("generated", {}).get("references"):
+                cell.source = reference_list_html(listed, labels)  # the same list, with an anchor per entry
+            else:
+                cell.source = link_citations(link_rendered_citations(cell.source, labels), labels)
             continue
         if cell.cell_type != "code":
             continue

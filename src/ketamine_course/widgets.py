@@ -22,14 +22,15 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from . import dosing, pk, receptor
+from . import dosing, pk, population, receptor
 from .data import cite, load_table
-from .plotting import BAND_COLOURS, OKABE_ITO, CourseFigure, course_figure
+from .plotting import BAND_COLOURS, OKABE_ITO, CourseFigure, course_figure, shade_concentration_bands
 
-__all__ = ["DoseCalculator", "DecayExplorer", "OccupancyExplorer", "format_number"]
+__all__ = ["DoseCalculator", "DecayExplorer", "OccupancyExplorer", "PopulationExplorer", "ExposureTimeline", "format_number"]
 
 
 def format_number(value: float, decimals: int = 2) -> str:
@@ -452,3 +453,264 @@ class OccupancyExplorer(_Explorer):
 
     def _summary_html(self) -> str:
         return self.readout.value
+
+
+# --------------------------------------------------------------------------
+# A virtual population and the exposure timeline
+# --------------------------------------------------------------------------
+
+
+def iv_regimens() -> list[dosing.Regimen]:
+    """The IV mg/kg regimens of ``data/labelled_doses.csv`` (the choices of the population and timeline widgets)."""
+    return [plan for plan in dosing.regimens("per_kg") if plan.route == "iv"]
+
+
+def regimen_dose(plan: dosing.Regimen) -> tuple[float, float]:
+    """A regimen's representative dose (mg/kg: typical, else the low end, else the high end) and duration (min; 0 = push).
+
+    A push given over a minute or so is modelled as a bolus; a pump regimen runs for its stated time.
+    """
+    per_kg = plan.typical_dose or plan.dose_low or plan.dose_high
+    duration = plan.duration_min if plan.delivery == "pump" and plan.duration_min else 0.0
+    return float(per_kg), float(duration)
+
+
+def _regimen_controls(regimen_id: str, style: dict[str, str]) -> tuple[w.Dropdown, w.FloatSlider, w.Dropdown]:
+    plans = iv_regimens()
+    regimen = w.Dropdown(
+        options=[(f"{p.description}: {p.range_text}", p.regimen_id) for p in plans],
+        value=regimen_id, description="Regimen", style=style, layout=w.Layout(width="52em"),
+    )
+    dose = w.FloatSlider(value=0.5, min=0.05, max=4.5, step=0.05, readout_format=".2f", description="IV dose (mg/kg)", style=style, layout=w.Layout(width="34em"))
+    duration = w.Dropdown(options=[("bolus", 0.0), ("over 40 min", 40.0)], value=40.0, description="Given", style=style, layout=w.Layout(width="20em"))
+    return regimen, dose, duration
+
+
+def _duration_options(duration_min: float) -> list[tuple[str, float]]:
+    options = [("bolus", 0.0)]
+    if duration_min:
+        options.append((f"over {format_number(duration_min)} min", duration_min))
+    return options
+
+
+class PopulationExplorer(_Explorer):
+    """The same mg/kg dose in many simulated people: every curve, the median, a 90% band and where the peaks fall."""
+
+    plot: _LivePlot
+
+    interactive = "choose the regimen, move the dose and the number of people: the curves, the median, the 90% band and the shares of peaks in each band update as you go"
+
+    WINDOW_H = 6.0
+    MAX_PEOPLE = 1000
+
+    def __init__(self, n_people: int = 1000, regimen_id: str = "antidepressant_research_iv", seed: int = population.DEFAULT_SEED) -> None:
+        style = {"description_width": "10em"}
+        self.seed = seed
+        self.people = population.sample_population(self.MAX_PEOPLE, seed=seed)
+        self.spread = population.variability()
+        self.regimen_dropdown, self.dose_slider, self.duration_dropdown = _regimen_controls(regimen_id, style)
+        self.people_slider = w.IntSlider(value=n_people, min=10, max=self.MAX_PEOPLE, step=10, description="People", style=style, layout=w.Layout(width="34em"))
+        self.readout = w.HTML()
+        for control, css in (
+            (self.regimen_dropdown, "t-pop-regimen"), (self.dose_slider, "t-pop-dose"), (self.duration_dropdown, "t-pop-duration"),
+            (self.people_slider, "t-people"), (self.readout, "t-pop-shares"),
+        ):
+            control.add_class(css)
+        self.time_h = np.linspace(0, self.WINDOW_H, 91)  # 4 min steps: the end of a 40 min infusion is a sample; drawing cost grows with the points
+        source = cite(self.spread.source_id)
+        fig = course_figure(
+            "The same mg/kg dose in a simulated population",
+            "Time after the start of the dose (h)",
+            "Plasma concentration (ng/mL)",
+            "Many thin grey curves, one per simulated person, fan out around a thick median curve inside a shaded 90% band; "
+            "the concentration bands are shaded behind them.",
+            figsize=(7.0, 3.8),
+        )
+        ax = fig.ax
+        shade_concentration_bands(ax, list(population.RANGE_BANDS), alpha=0.12)
+        self.curves = LineCollection([], colors="#555555", linewidths=0.5, alpha=0.08)
+        ax.add_collection(self.curves)
+        self.band = ax.fill_between(self.time_h, self.time_h * 0, self.time_h * 0, color=OKABE_ITO[0], alpha=0.25, linewidth=0, label="90% of people (5th-95th percentile)")
+        (self.median,) = ax.plot([], [], color=OKABE_ITO[0], linewidth=2.2, label="median person")
+        ax.set_xlim(0, self.WINDOW_H)
+        ax.legend(loc="upper right", fontsize=7)
+        self.caveat = w.HTML(
+            f"<small>Each person's central volume and clearance vary log-normally (CV about {format_number(self.spread.cv_v1_percent, 0)}% and "
+            f"{format_number(self.spread.cv_cl_percent, 0)}%) as estimated for IV {html.escape(self.spread.analyte)} in healthy adults {source}, "
+            f"applied to the course's two-compartment model of racemic ketamine {cite('clements1981')}: an assumption, since no variability "
+            "of that model was found. Seeded: the same people on every run. Not for dosing anyone.</small>"
+        )
+        self.plot = _LivePlot(fig, "t-pop-plot", [self.curves, self.band, self.median])
+        self._top: float | None = None
+        self.widget = w.VBox([self.regimen_dropdown, self.dose_slider, self.duration_dropdown, self.people_slider, self.readout, *self.plot.parts, self.caveat])
+        self.widget.add_class("t-population")
+        self._loading = False
+        self.regimen_dropdown.observe(lambda _c: self._load_regimen(), names="value")
+        _observe(self.update, self.dose_slider, self.duration_dropdown, self.people_slider)
+        self._load_regimen()
+
+    def _load_regimen(self) -> None:
+        per_kg, duration = regimen_dose(dosing.regimen(self.regimen_dropdown.value))
+        self._loading = True
+        self.duration_dropdown.options = _duration_options(duration)
+        self.duration_dropdown.value = duration
+        self.dose_slider.value = per_kg
+        self._loading = False
+        self.update()
+
+    def simulate(self) -> tuple[Any, np.ndarray]:
+        """The first n people of the seeded population and their curves (people x times)."""
+        n = self.people_slider.value
+        people = population.Population(
+            self.people.weight_kg[:n], self.people.central_volume_l[:n], self.people.clearance_l_per_h[:n],
+            self.people.intercompartmental_l_per_h, self.people.peripheral_volume_l, self.seed,
+        )
+        conc = population.concentrations_ng_per_ml(people, self.dose_slider.value, self.duration_dropdown.value / 60, self.time_h)
+        return people, conc
+
+    def update(self) -> None:
+        if self._loading:
+            return
+        people, conc = self.simulate()
+        low, mid, high = population.percentiles_ng_per_ml(conc)
+        segments: Any = np.empty((conc.shape[0], conc.shape[1], 2))  # one (time, conc) polyline per person
+        segments[:, :, 0] = self.time_h
+        segments[:, :, 1] = conc
+        self.curves.set_segments(segments)
+        self.curves.set_alpha(min(0.5, 2.5 / math.sqrt(len(people))))  # a few people stay visible, a crowd stays readable
+        self.band.set_data(self.time_h, low, high)
+        self.median.set_data(self.time_h, mid)
+        top = _nice_ceiling(float(np.percentile(conc.max(axis=1), 99)) * 1.1)
+        if top != self._top:
+            self.plot.figure.ax.set_ylim(0, top)
+            self._top = top
+            self.plot.refresh(full=True)
+        else:
+            self.plot.refresh()
+        peaks = population.peak_ng_per_ml(people, self.dose_slider.value, self.duration_dropdown.value / 60)
+        shares = population.band_shares(peaks)
+        bands = load_table("concentration_bands")
+        items = "; ".join(
+            f"{html.escape(bands.row(b)['label'])} ({format_number(bands.row(b)['low_ng_per_ml'])}-{format_number(bands.row(b)['high_ng_per_ml'])} ng/mL): "
+            f"{format_number(100 * shares[b], 1)}%"
+            for b in population.RANGE_BANDS
+        )
+        p5, p50, p95 = np.percentile(peaks, (5, 50, 95))
+        self.readout.value = (
+            f'<span class="t-pop-peak">{len(people)} people: median peak {format_number(p50, 0)} ng/mL, '
+            f"90% of peaks between {format_number(p5, 0)} and {format_number(p95, 0)} ng/mL.</span><br>"
+            f'<span class="t-pop-band-shares">Peak inside each band: {items}; in none of them: {format_number(100 * shares["none"], 1)}% '
+            f"{cite('zanos2018')}</span>"
+        )
+
+    def _summary_html(self) -> str:
+        return self.readout.value + "<br>" + self.caveat.value
+
+
+class ExposureTimeline(_Explorer):
+    """Plasma concentration, NMDA occupancy and the concentration bands of one regimen on one time axis."""
+
+    plot: _LivePlot
+
+    interactive = "choose the regimen, move the dose and the occupancy threshold: the plasma curve, the occupancy curves and the time occupancy falls below the threshold update as you go"
+
+    WINDOW_H = 8.0
+
+    def __init__(self, regimen_id: str = "antidepressant_research_iv", threshold_percent: float = 20.0) -> None:
+        style = {"description_width": "10em"}
+        self.regimen_dropdown, self.dose_slider, self.duration_dropdown = _regimen_controls(regimen_id, style)
+        self.threshold_slider = w.FloatSlider(value=threshold_percent, min=5, max=90, step=1, readout_format=".0f", description="Occupancy threshold (%)", style={"description_width": "13em"}, layout=w.Layout(width="34em"))
+        self.readout = w.HTML()
+        for control, css in (
+            (self.regimen_dropdown, "t-tl-regimen"), (self.dose_slider, "t-tl-dose"), (self.duration_dropdown, "t-tl-duration"),
+            (self.threshold_slider, "t-threshold"), (self.readout, "t-timeline-readout"),
+        ):
+            control.add_class(css)
+        self.model = pk.compartment_model("clements_2cmt", weight_kg=70.0)
+        self.time_h = np.linspace(0, self.WINDOW_H, 481)
+        fig = course_figure(
+            "One regimen, one time axis: plasma, NMDA occupancy, effect bands",
+            "Time after the start of the dose (h)",
+            "Plasma (ng/mL)",
+            "Two panels sharing a time axis: above, the plasma concentration rises and falls through shaded concentration bands; "
+            "below, the predicted NMDA receptor occupancy of racemic ketamine and of S-ketamine at the same concentration, with a dashed threshold line.",
+            figsize=(7.0, 5.2),
+        )
+        figure = fig.figure
+        top_ax = fig.ax
+        grid = figure.add_gridspec(2, 1, height_ratios=(1.2, 1))
+        top_ax.set_subplotspec(grid[0])
+        top_ax.set_xlabel("")
+        bottom = figure.add_subplot(grid[1], sharex=top_ax)
+        bottom.set_xlabel("Time after the start of the dose (h)")
+        bottom.set_ylabel("NMDA occupied (%)")
+        bottom.grid(True, alpha=0.3)
+        for side in ("top", "right"):
+            bottom.spines[side].set_visible(False)
+        bottom.set_ylim(0, 100)
+        top_ax.set_yscale("log")
+        top_ax.set_ylim(10, 5000)
+        top_ax.set_xlim(0, self.WINDOW_H)
+        shade_concentration_bands(top_ax, alpha=0.12)
+        (self.plasma,) = top_ax.plot([], [], color=OKABE_ITO[7], linewidth=2, label=f"plasma, typical 70 kg adult {cite('clements1981')}")
+        top_ax.legend(loc="upper right", fontsize=6.5, ncol=2)
+        (self.occ_racemic,) = bottom.plot([], [], color=OKABE_ITO[0], linewidth=2, label=f"racemic ketamine (S and R Ki) {cite('ebert1997')}")
+        (self.occ_s,) = bottom.plot([], [], color=OKABE_ITO[1], linewidth=1.5, linestyle="-.", label="S-ketamine at the same concentration")
+        self.threshold_line = bottom.axhline(threshold_percent, color=OKABE_ITO[5], linestyle="--", linewidth=1, label="threshold")
+        (self.crossing,) = bottom.plot([], [], "v", color=OKABE_ITO[5], markersize=8)
+        bottom.legend(loc="upper right", fontsize=7)
+        self.bottom_ax = bottom
+        self.caveat = w.HTML(
+            "<small>Hypothesis-level: occupancy is computed at equilibrium from rat-brain binding constants "
+            f"{cite('ebert1997')} with total (not unbound) plasma concentration; ketamine is a use-dependent channel blocker, "
+            "the brain lags plasma, and whether occupancy explains any effect, let alone the antidepressant one, is not established. "
+            "The bands come from different studies and overlap. Not for dosing anyone.</small>"
+        )
+        self.plot = _LivePlot(fig, "t-timeline-plot", [self.plasma, self.occ_racemic, self.occ_s, self.threshold_line, self.crossing])
+        self.widget = w.VBox([self.regimen_dropdown, self.dose_slider, self.duration_dropdown, self.threshold_slider, self.readout, *self.plot.parts, self.caveat])
+        self.widget.add_class("t-timeline")
+        self._loading = False
+        self.regimen_dropdown.observe(lambda _c: self._load_regimen(), names="value")
+        _observe(self.update, self.dose_slider, self.duration_dropdown, self.threshold_slider)
+        self._load_regimen()
+
+    def _load_regimen(self) -> None:
+        per_kg, duration = regimen_dose(dosing.regimen(self.regimen_dropdown.value))
+        self._loading = True
+        self.duration_dropdown.options = _duration_options(duration)
+        self.duration_dropdown.value = duration
+        self.dose_slider.value = per_kg
+        self._loading = False
+        self.update()
+
+    def curves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Plasma (ng/mL) and occupancy fractions (racemic, S-ketamine) over ``time_h`` for the current inputs."""
+        dose = pk.Dose(0.0, self.dose_slider.value * self.model.weight_kg, duration_h=self.duration_dropdown.value / 60)
+        plasma = pk.simulate(self.model, [dose], self.time_h).conc_ng_per_ml
+        return plasma, receptor.occupancy_from_ng_per_ml(plasma, "racemic"), receptor.occupancy_from_ng_per_ml(plasma, "S-ketamine")
+
+    def update(self) -> None:
+        if self._loading:
+            return
+        plasma, racemic, s_form = self.curves()
+        threshold = self.threshold_slider.value / 100
+        self.plasma.set_data(self.time_h, np.clip(plasma, 1e-3, None))
+        self.occ_racemic.set_data(self.time_h, 100 * racemic)
+        self.occ_s.set_data(self.time_h, 100 * s_form)
+        self.threshold_line.set_ydata([100 * threshold, 100 * threshold])
+        below = receptor.time_falls_below_h(self.time_h, racemic, threshold)
+        self.crossing.set_data(([below], [100 * threshold]) if below is not None else ([], []))
+        self.plot.refresh()
+        peak = int(np.argmax(plasma))
+        if below is None:
+            when = f"does not reach {format_number(100 * threshold, 0)}%" if racemic.max() < threshold else f"stays above {format_number(100 * threshold, 0)}% for the {format_number(self.WINDOW_H, 0)} h shown"
+        else:
+            when = f"falls below {format_number(100 * threshold, 0)}% at {format_number(below, 2)} h"
+        self.readout.value = (
+            f'<span class="t-tl-peak">Peak {format_number(float(plasma[peak]), 0)} ng/mL at {format_number(float(self.time_h[peak]), 2)} h; '
+            f"racemic occupancy at the peak {format_number(100 * float(racemic[peak]), 1)}%.</span> "
+            f'<span class="t-tl-below">Racemic occupancy {when}.</span>'
+        )
+
+    def _summary_html(self) -> str:
+        return self.readout.value + "<br>" + self.caveat.value
