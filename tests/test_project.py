@@ -62,7 +62,7 @@ def test_environment_yml_is_trimmed_for_binder() -> None:
     assert "matplotlib" not in names and "matplotlib-base" in names, "the full matplotlib conda package pulls in Qt"
     assert env["channels"] == ["conda-forge", "nodefaults"]
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    for extra in ("test", "site"):  # what a learner never needs on Binder
+    for extra in ("test", "site", "hub"):  # what a learner never needs on Binder
         for requirement in extras[extra]:
             assert requirement.split("==")[0].lower() not in names, requirement
 
@@ -72,7 +72,7 @@ def test_lock_file_agrees_with_pyproject_pins() -> None:
     for name, version in _pins_from_pyproject().items():
         assert lock[name] == version, name
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    for extra in ("test", "site"):
+    for extra in ("test", "site", "hub"):
         for requirement in extras[extra]:
             name, version = requirement.split("==")
             assert lock[name.lower()] == version, requirement
