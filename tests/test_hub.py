@@ -177,6 +177,9 @@ def hub(sandbox: bool) -> Iterator[Hub]:
             except KeyError:
                 pass
         _kill_processes_of(uids)
+        if (base / "hub.log").exists():
+            (ROOT / "reports" / "hub").mkdir(parents=True, exist_ok=True)
+            shutil.copy(base / "hub.log", ROOT / "reports" / "hub" / "hub.log")
         for user in users:
             subprocess.run(["userdel", "-r", user], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
@@ -210,6 +213,12 @@ def _answer(page: Any, cell: Any, code: str) -> None:
     page.keyboard.press("Escape")
 
 
+def _screenshot(page: Any, name: str) -> None:
+    folder = ROOT / "reports" / "hub"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
 def _saved(path: Path, answers: dict[str, str]) -> bool:
     """Whether the student's saved quiz holds every answer typed."""
     try:
@@ -240,11 +249,15 @@ def _fetch_answer_submit(page: Any, hub: Hub, user: str, answers: dict[str, str]
         position = {c.metadata.get("nbgrader", {}).get("grade_id", c.id): i for i, c in enumerate(quiz.cells)}
         for grade_id, code in answers.items():
             _answer(page, cells.nth(position[grade_id]), code)
-        page.keyboard.press("Control+s")
+        page.locator('[data-command="docmanager:save"]').first.click()  # the toolbar's Save button
         deadline = time.monotonic() + 30
         while not _saved(path, answers):
-            assert time.monotonic() < deadline, "the answers were not saved"
-            time.sleep(0.3)
+            if time.monotonic() > deadline:
+                _screenshot(page, f"{user}-not-saved")
+                saved = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nbformat.read(path, as_version=4).cells}
+                differ = {g: (saved.get(g), code) for g, code in answers.items() if saved.get(g) != code}
+                raise AssertionError(f"the answers were not saved (saved, typed): {differ}")
+            page.wait_for_timeout(300)  # not time.sleep: Playwright lets the page's requests through only while it runs
         page.goto(f"{hub.url}/user/{user}/tree")
         _assignments_tab(page)
     fetched = page.locator("#fetched_assignments_list")
@@ -265,7 +278,7 @@ def _fetch_feedback(page: Any, hub: Hub, user: str) -> None:
     deadline = time.monotonic() + 60
     while not list(Path(f"/home/{user}/{QUIZ}/feedback").rglob(f"{QUIZ}.html")):
         assert time.monotonic() < deadline, f"{user}: no feedback arrived"
-        time.sleep(0.5)
+        page.wait_for_timeout(500)
     page.goto(f"{hub.url}/hub/logout")
 
 
