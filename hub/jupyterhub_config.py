@@ -72,13 +72,12 @@ def role(name: str) -> str:
 def _environment(spawner: object) -> None:
     """Each server: the course's environment first on PATH, its role's Jupyter configuration, the exchange."""
     name = spawner.user.name  # type: ignore[attr-defined]
-    spawner.environment.update(  # type: ignore[attr-defined]
-        {
-            "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
-            "JUPYTER_CONFIG_PATH": str(HUB / "roles" / role(name)),
-            "KETAMINE_EXCHANGE": EXCHANGE,
-        }
-    )
+    spawner.environment = {  # type: ignore[attr-defined]  # a new dict: never shared between two users' spawners
+        **spawner.environment,  # type: ignore[attr-defined]
+        "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
+        "JUPYTER_CONFIG_PATH": str(HUB / "roles" / role(name)),
+        "KETAMINE_EXCHANGE": EXCHANGE,
+    }
 
 
 c.Spawner.pre_spawn_hook = _environment
