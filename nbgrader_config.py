@@ -7,6 +7,7 @@ settings below. Paths are relative to this file, so the repository can live
 anywhere.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,11 @@ c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
 c.CourseDirectory.course_id = "ketamine-course"
 c.CourseDirectory.root = str(Path(__file__).resolve().parent)
+
+# The exchange every user of this machine (or hub) shares: nbgrader's default folder, which an
+# administrator makes once (see README.md, Instructors); KETAMINE_EXCHANGE names another one
+# (a shared volume on Kubernetes, a test's own folder).
+c.Exchange.root = os.environ.get("KETAMINE_EXCHANGE", "/srv/nbgrader/exchange")
 
 # Per-cell time limit while grading. nbgrader 0.9 ignores ExecutePreprocessor.timeout
 # once Execute.timeout is set anywhere, so set this one.

@@ -1,4 +1,4 @@
-"""The ``ketamine-grade`` command: grade your own quiz, grade a class, regenerate the release versions."""
+"""The ``ketamine-grade`` command: grade your own quiz, grade a class, export grades for an LMS, regenerate the release versions."""
 
 from __future__ import annotations
 
@@ -72,6 +72,22 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .config import grading_config
+    from .export import export_files
+
+    root = find_course_root(args.root)
+    config = grading_config(root)
+    try:
+        written = export_files(config.CourseDirectory.db_url, config.CourseDirectory.course_id, args.out, args.quiz or None, args.section)
+    except ValueError as error:
+        print(f"ketamine-grade: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ketamine-grade", description="Grade the course's quizzes with nbgrader.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="authors: grade the solution, a blank copy and one wrong answer per question")
     check.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
     check.add_argument("--unsandboxed", action="store_true", help="run without isolation (your own quiz's code only)")
+    export = commands.add_parser("export", help="instructors: grades for Canvas and Moodle (CSV, per quiz and per question, late penalties applied)")
+    export.add_argument("--quiz", action="append", metavar="QUIZ", help="export only this quiz (repeatable; default: every quiz in the gradebook)")
+    export.add_argument("--out", type=Path, default=Path("grades"), help="folder for canvas.csv, canvas_questions.csv, moodle.csv, moodle_questions.csv (default: grades/)")
+    export.add_argument("--section", default="", help="Canvas section name to write in the Section column (default: blank)")
+    export.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
     release = commands.add_parser("release", help="maintainers: regenerate release/ from source/")
     release.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
     args = parser.parse_args(argv)
@@ -98,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return _class(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "export":
+        return _export(args)
     root = find_course_root()
     known = quizzes(root)
     unknown = [q for q in args.quizzes if q not in known]
