@@ -157,8 +157,8 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
             nbformat.write(nb, course / "submitted" / name / quiz / f"{quiz}.ipynb")
         results = {r.student_id: r for r in grade_class(course, quiz, list(copies), db_url=db, progress=None, sandbox=sandbox, config_root=root)}
     full = sum(points for points, _ in tests.values())
-    solution = results["solution"]
-    lines.append(CheckLine("solution", solution.score, f"{full:g} (full marks)", solution.score == full and not solution.error, solution.error or ""))
+    graded = results["solution"]
+    lines.append(CheckLine("solution", graded.score, f"{full:g} (full marks)", graded.score == full and not graded.error, graded.error or ""))
     blank = results["blank"]
     lines.append(CheckLine("blank", blank.score, "0", blank.score == 0 and not blank.error, blank.error or ""))
     for answer_id, code in solutions.items():
