@@ -191,3 +191,34 @@ def test_tamper_report_findings_on_a_duplicated_cell() -> None:
     findings = tamper_report(nb, release_nb(quiz))
     assert [(f.grade_id, f.problem) for f in findings] == [("q1_test", "duplicated")]
     assert tamper_report(submission(quiz, solutions(quiz)), release_nb(quiz)) == []
+
+
+def test_the_kernel_side_of_the_grading_protocol_imports_without_nbgrader() -> None:
+    """The student's kernel loads ketamine_course.grading.protocol only: no nbgrader, nothing of the grader."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import ketamine_course.grading.protocol as p; "
+        "loaded = sorted(m for m in sys.modules if m.startswith(('nbgrader', 'ketamine_course.grading.'))); print(loaded)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "['ketamine_course.grading.protocol']", result.stdout
+
+
+def test_ketamine_grade_reads_the_course_s_nbgrader_config(tmp_path: Path) -> None:
+    """One configuration: settings in the course's nbgrader_config.py (a late penalty, a timeout) reach ketamine-grade's grading."""
+    from ketamine_course.grading.config import grading_config
+
+    (tmp_path / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        "c.Execute.timeout = 5\n"
+        "c.AssignLatePenalties.penalty_method = 'zero'\n"
+        "c.BoundedExecute.memory_bytes = 1234567890\n"
+        "from ketamine_course.grading.config import apply_pipeline\napply_pipeline(c)\n"
+    )
+    config = grading_config(tmp_path)
+    assert config.Execute.timeout == 5
+    assert config.AssignLatePenalties.penalty_method == "zero"
+    assert config.BoundedExecute.memory_bytes == 1234567890
+    assert grading_config(tmp_path, timeout_s=9).Execute.timeout == 9, "a command-line option overrides the file"
