@@ -63,3 +63,9 @@ def test_grading_again_reuses_the_prepared_course(saved_quiz: Path) -> None:
     here.grade_here()
     again = time.perf_counter() - start
     assert again < 10, "the quiz's gradebook is made once, not at every grade"
+
+
+def test_run_outside_jupyterlab_the_cell_says_how_to_grade_instead_of_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert "./course grade" in here.grade_here().data

@@ -109,7 +109,10 @@ def grade_here(quiz: str | None = None) -> Any:
 
     if os.environ.get("NBGRADER_EXECUTION"):
         return HTML("<p>(This cell grades the quiz for a learner; it does nothing while the quiz is being graded.)</p>")
-    notebook = _this_notebook()
+    try:
+        notebook = _this_notebook()
+    except FileNotFoundError as reason:  # run outside JupyterLab (nbconvert, a script): say how to grade instead
+        return HTML(f"<p class='ketamine-grade-unsaved'>{html.escape(str(reason))}</p>")
     stale = unsaved_answers(notebook)
     if stale:
         message = (
