@@ -102,8 +102,10 @@ def graded_class(request, tmp_path_factory, sandbox):
     for name, nb in students.items():
         submit(course, quiz, name, nb)
     db = f"sqlite:///{course / 'gradebook.db'}"
-    first = {r.student_id: r for r in grade_class(course, quiz, timeout_s=5, progress=None, db_url=db, sandbox=sandbox)}
-    again = {r.student_id: r for r in grade_class(course, quiz, ["correct", "wrong_q1", "blank"], timeout_s=5, progress=None, db_url=db, sandbox=sandbox)}
+    # the class in two workers (ketamine-grade class --jobs 2), then a regrade of every kind of submission in one
+    first = {r.student_id: r for r in grade_class(course, quiz, timeout_s=5, progress=None, db_url=db, sandbox=sandbox, jobs=2)}
+    kinds = ["correct", "wrong_q1", "blank", "syntax_error", "infinite_loop", "tamper_edit", "tamper_strip"]
+    again = {r.student_id: r for r in grade_class(course, quiz, kinds, timeout_s=5, progress=None, db_url=db, sandbox=sandbox, jobs=1)}
     return quiz, course, points, first, again
 
 
@@ -161,11 +163,15 @@ def test_every_autograde_run_writes_the_tamper_report(graded_class) -> None:
     assert json.loads((course / "reports" / "tamper" / quiz / "correct.json").read_text()) == []
 
 
-def test_regrading_gives_identical_grades(graded_class) -> None:
+def test_regrading_in_one_worker_gives_the_grades_of_two(graded_class) -> None:
     _, _, _, first, again = graded_class
+    assert len(again) == 7
     for student in again:
-        assert again[student].questions == first[student].questions
-        assert again[student].score == first[student].score
+        assert again[student].questions == first[student].questions, student
+        assert again[student].score == first[student].score, student
+        assert again[student].messages == first[student].messages, student
+        assert again[student].tampering == first[student].tampering, student
+        assert again[student].error == first[student].error is None, student
 
 
 def test_feedback_shows_no_hidden_test_or_solution(graded_class, sandbox) -> None:

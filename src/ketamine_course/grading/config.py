@@ -64,9 +64,11 @@ def apply_pipeline(c: Config) -> Config:
     """Set the course's grading pipeline on a config (``nbgrader_config.py`` calls this)."""
     import nbgrader
 
+    from .review import install_autograde_hooks
+
     c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
-    _exclude_unsafe_submissions(c)
+    install_autograde_hooks()  # unsafe submissions refused before nbgrader reads them; failures flagged for review
     c.GenerateFeedback.preprocessors = feedback_preprocessors()
     _add_judgeable_check(c)
     c.ClearHiddenTests.enforce_metadata = True
@@ -83,9 +85,6 @@ def apply_pipeline(c: Config) -> Config:
     return c
 
 
-_REPORTED: set[str] = set()
-
-
 def _add_judgeable_check(c: Config) -> None:
     """When a quiz is generated, refuse hidden tests the judge could not run as nbgrader would (naming the cell)."""
     from nbgrader.converters import GenerateAssignment
@@ -97,38 +96,6 @@ def _add_judgeable_check(c: Config) -> None:
         names = [getattr(p, "__name__", str(p)) for p in current]
         at = names.index("InstantiateTests") + 1 if "InstantiateTests" in names else 0  # after AUTOTEST lines become tests
         c.GenerateAssignment.preprocessors = [*current[:at], CheckJudgeable, *current[at:]]
-
-
-def _exclude_unsafe_submissions(c: Config) -> None:
-    """Keep nbgrader from reading, copying or recording any submission that holds a link, is oversized or has an unsafe id.
-
-    nbgrader copies a submission's files (following links) and records its
-    student id before any preprocessor runs, and it ignores a failing
-    ``pre_convert_hook``; so unsafe submissions are excluded here, when the
-    configuration is loaded, and each is reported with its reason.
-    """
-    import logging
-    import sys
-
-    from .intake import _configured_limits, unsafe_submissions
-
-    root = c.CourseDirectory.get("root")
-    if not root:
-        return
-    submitted = Path(root) / c.CourseDirectory.get("submitted_directory", "submitted")
-    refused = unsafe_submissions(submitted, _configured_limits(c))
-    if not refused:
-        return
-    log = logging.getLogger("ketamine_course.grading")
-    for student, reason in refused.items():
-        shown = student.encode("unicode_escape").decode("ascii")[:80]
-        message = f"Not graded: {shown}: {reason}"
-        if message in _REPORTED:  # nbgrader loads the configuration twice (working folder and course root)
-            continue
-        _REPORTED.add(message)
-        log.error(message) if log.hasHandlers() else print(f"[ketamine-grade | ERROR] {message}", file=sys.stderr)
-    existing = [s for s in str(c.CourseDirectory.get("student_id_exclude", "")).split(",") if s]
-    c.CourseDirectory.student_id_exclude = ",".join(dict.fromkeys(existing + list(refused)))
 
 
 def load_course_config(course_root: Path | None) -> Config:

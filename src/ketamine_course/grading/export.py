@@ -3,7 +3,11 @@
 The gradebook (``gradebook.db``) is the one source: every score here is read
 from it, with nbgrader's late penalty applied exactly as ``nbgrader export``
 applies it (``max(0, raw score - penalty)``, a submission that does not exist
-scores 0). Per question, each question's points are scaled by the same factor
+scores 0). A submission flagged for review or awaiting manual grading in the
+formgrader (for one, one that could not be graded automatically) is *held
+back*: its cells are left blank, which both LMSs import as "no change", and
+``ketamine-grade export`` lists it; unflag it in the formgrader once it is
+reviewed, then export again. Per question, each question's points are scaled by the same factor
 as its quiz's total (penalised / raw), so a student's question columns add up
 to the penalised quiz score (to the rounding of each cell).
 
@@ -48,6 +52,7 @@ __all__ = [
     "moodle_csv",
     "read_gradebook",
     "export_files",
+    "held_back",
 ]
 
 CANVAS_ID_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
@@ -62,6 +67,8 @@ class QuizScore:
     raw_points: float
     late_penalty_points: float
     question_raw_points: dict[str, float] = field(default_factory=dict)
+    held: bool = False
+    """Flagged for review or awaiting manual grading: exported as blank cells, never as a score."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,9 @@ def _grade_cells(student: StudentScores, quizzes: Sequence[QuizColumns], per_que
     cells: list[str] = []
     for quiz in quizzes:
         score = student.quizzes.get(quiz.name)
-        if per_question:
+        if score is not None and score.held:
+            cells.extend([""] * (len(quiz.question_max_points) if per_question else 1))
+        elif per_question:
             cells.extend(_number(question_points(score, question)) for question in quiz.question_max_points)
         else:
             cells.append(_number(penalised_points(score)))
@@ -188,15 +197,26 @@ def read_gradebook(db_url: str, course_id: str, quiz_names: Sequence[str] | None
                 except MissingEntry:
                     continue
                 by_question = {grade.name: float(grade.score or 0.0) for notebook in submission.notebooks for grade in notebook.grades}
-                scores[quiz.name] = QuizScore(float(submission.score), float(submission.late_submission_penalty or 0.0), by_question)
+                held = bool(submission.needs_manual_grade) or any(notebook.flagged for notebook in submission.notebooks)
+                scores[quiz.name] = QuizScore(float(submission.score), float(submission.late_submission_penalty or 0.0), by_question, held)
             students.append(
                 StudentScores(student.id, student.first_name or "", student.last_name or "", student.email or "", student.lms_user_id or "", scores)
             )
     return students, quizzes
 
 
-def export_files(db_url: str, course_id: str, out_dir: Path, quiz_names: Sequence[str] | None = None, section: str = "") -> list[Path]:
-    """Write canvas.csv, canvas_questions.csv, moodle.csv and moodle_questions.csv into ``out_dir``; return their paths."""
+def held_back(students: Sequence[StudentScores]) -> list[tuple[str, str]]:
+    """(student id, quiz) of every grade left blank because it is flagged or awaits manual grading."""
+    return sorted((s.student_id, quiz) for s in students for quiz, score in s.quizzes.items() if score.held)
+
+
+def export_files(
+    db_url: str, course_id: str, out_dir: Path, quiz_names: Sequence[str] | None = None, section: str = ""
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Write canvas.csv, canvas_questions.csv, moodle.csv and moodle_questions.csv into ``out_dir``.
+
+    Returns their paths and the grades held back (see :func:`held_back`).
+    """
     students, quizzes = read_gradebook(db_url, course_id, quiz_names)
     out_dir.mkdir(parents=True, exist_ok=True)
     contents = {
@@ -210,4 +230,4 @@ def export_files(db_url: str, course_id: str, out_dir: Path, quiz_names: Sequenc
         path = out_dir / name
         path.write_text(text, encoding="utf-8", newline="")
         written.append(path)
-    return written
+    return written, held_back(students)

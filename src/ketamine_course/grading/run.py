@@ -146,9 +146,12 @@ def _messages(autograded: Path) -> dict[str, str]:
 def _failure_reason(outcome: dict[str, Any]) -> str:
     """Why nbgrader could not grade a submission, in words (a refusal's own message where there is one)."""
     text = f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}"
+    named = re.findall(r"Not graded: [^:]+: (.+?)(?: \(flagged for review in the gradebook\))?$", text, flags=re.MULTILINE)
+    if named:  # said by the course's Autograde hooks (ketamine_course.grading.review)
+        return named[-1].strip()
     refused = re.findall(r"SubmissionRefused: (.+)", text)
     if refused:
-        return f"not graded: {refused[-1].strip()}"
+        return refused[-1].strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if "Error" in line or "[ERROR]" in line]
     return (errors or lines or ["failed"])[-1][:300]
@@ -165,8 +168,9 @@ def grade_class(
     notebook_timeout_s: float | None = None,
     config_root: Path | None = None,
     only_changed: bool = False,
+    jobs: int = 1,
 ) -> list[SubmissionGrade]:
-    """Autograde every submission of ``quiz`` under ``submitted/`` in one process, recording each grade in the gradebook.
+    """Autograde every submission of ``quiz`` under ``submitted/``, recording each grade in the gradebook.
 
     Settings come from the course's ``nbgrader_config.py`` (see
     :func:`~ketamine_course.grading.config.grading_config`); the keyword
@@ -174,46 +178,151 @@ def grade_class(
     graded since they were last changed. Each notebook runs in its cage (see
     :mod:`ketamine_course.grading.sandbox`); where it cannot be sandboxed this
     refuses to start unless sandboxing is switched off explicitly.
+
+    ``jobs`` worker processes grade at once (each one kernel at a time, with
+    uids no other worker draws); the grades are those of one worker, and the
+    results come back in the students' order. A submission that cannot be
+    graded is flagged in the gradebook with the reason (see
+    :mod:`ketamine_course.grading.review`).
     """
     from .sandbox import require_sandbox
 
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
     root = Path(course_root).resolve()
-    config = grading_config(root, db_url, timeout_s, sandbox, notebook_timeout_s, config_root=config_root)
+    settings = _Settings(root, db_url, timeout_s, sandbox, notebook_timeout_s, config_root)
+    config = settings.config()
     if config.BoundedExecute.get("sandbox", True):
         require_sandbox()
-    api = _api(config)
     if students is None:
         students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{quiz}") if p.is_dir() or p.is_symlink())
     students = list(students)
     if only_changed:
         students = [s for s in students if _changed_since_graded(root, quiz, s)]
     results: list[SubmissionGrade] = []
-    for number, student_id in enumerate(students, start=1):
-        start = time.perf_counter()
-        report = root / "reports" / "tamper" / quiz / f"{student_id}.json"
-        try:
-            check_student_id(student_id)
-            check_tree(root / "submitted" / student_id / quiz, **_configured_limits(config))
-            report.unlink(missing_ok=True)
-            with _quiet_nbgrader():
-                outcome = api.autograde(quiz, student_id, force=True, create=True)
-        except SubmissionRefused as reason:
-            outcome = {"success": False, "error": f"SubmissionRefused: {reason}"}
-        seconds = time.perf_counter() - start
-        tampering = read_report(root, quiz, student_id) or []
-        if outcome.get("success"):
-            score, max_score, questions, manual = _read_grades(config, quiz, student_id)
-            messages = _messages(root / "autograded" / student_id / quiz / f"{quiz}.ipynb")
-            result = SubmissionGrade(student_id, score, max_score, seconds, questions, messages, tampering, manual or bool(tampering))
-        else:
-            result = SubmissionGrade(student_id, 0.0, 0.0, seconds, tampering=tampering, needs_manual_grade=True, error=_failure_reason(outcome))
+
+    def report(result: SubmissionGrade) -> None:
         results.append(result)
         if progress:
-            bar = "#" * round(20 * number / len(students))
+            bar = "#" * round(20 * len(results) / len(students))
             status = f"{result.score:g}/{result.max_score:g}" if result.error is None else f"FAILED ({result.error})"
-            shown = student_id if check_student_id_ok(student_id) else repr(student_id)[:40]
-            progress(f"[{bar:<20}] {number}/{len(students)} {shown}: {status} in {seconds:.1f} s")
-    return results
+            shown = result.student_id if check_student_id_ok(result.student_id) else repr(result.student_id)[:40]
+            progress(f"[{bar:<20}] {len(results)}/{len(students)} {shown}: {status} in {result.seconds:.1f} s")
+
+    if jobs == 1 or len(students) < 2:
+        _patient_sqlite()
+        api = _api(config)
+        for student_id in students:
+            report(_grade_one(api, config, root, quiz, student_id))
+    else:
+        _grade_in_workers(settings, quiz, students, min(jobs, len(students)), report)
+    order = {student_id: number for number, student_id in enumerate(students)}
+    return sorted(results, key=lambda r: order[r.student_id])
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What :func:`grade_class` was asked for: enough for a worker process to build the same configuration."""
+
+    root: Path
+    db_url: str | None
+    timeout_s: int | None
+    sandbox: bool | None
+    notebook_timeout_s: float | None
+    config_root: Path | None
+
+    def config(self) -> Any:
+        return grading_config(self.root, self.db_url, self.timeout_s, self.sandbox, self.notebook_timeout_s, config_root=self.config_root)
+
+
+def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) -> SubmissionGrade:
+    """Autograde one submission (nbgrader's API) and read back its grades; a failure is flagged in the gradebook."""
+    from .review import flag_for_review
+
+    start = time.perf_counter()
+    report = root / "reports" / "tamper" / quiz / f"{student_id}.json"
+    try:
+        check_student_id(student_id)
+        check_tree(root / "submitted" / student_id / quiz, **_configured_limits(config))
+        report.unlink(missing_ok=True)
+        with _quiet_nbgrader():
+            outcome = api.autograde(quiz, student_id, force=True, create=True)
+    except SubmissionRefused as reason:
+        outcome = {"success": False, "error": f"SubmissionRefused: {reason}"}
+    seconds = time.perf_counter() - start
+    tampering = read_report(root, quiz, student_id) or []
+    if outcome.get("success"):
+        score, max_score, questions, manual = _read_grades(config, quiz, student_id)
+        messages = _messages(root / "autograded" / student_id / quiz / f"{quiz}.ipynb")
+        return SubmissionGrade(student_id, score, max_score, seconds, questions, messages, tampering, manual or bool(tampering))
+    error = _failure_reason(outcome)
+    with _quiet_nbgrader():
+        flag_for_review(config.CourseDirectory.db_url, config.CourseDirectory.course_id, quiz, student_id, error)
+    return SubmissionGrade(student_id, 0.0, 0.0, seconds, tampering=tampering, needs_manual_grade=True, error=error)
+
+
+def _wait_for_lock(connection: Any, _record: Any) -> None:
+    if type(connection).__module__.startswith("sqlite3"):
+        connection.execute("PRAGMA busy_timeout = 60000")
+
+
+def _patient_sqlite() -> None:
+    """Let gradebook writers wait for each other (SQLite's busy timeout, 60 s) instead of failing with "database is locked"."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _wait_for_lock):
+        event.listen(Engine, "connect", _wait_for_lock)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(settings: _Settings, slots: Any, workers: int) -> None:
+    """In a worker process: take a slot (its share of the sandbox uids) and build nbgrader's API once."""
+    import os
+
+    from .sandbox import WORKER_SLOT_ENV
+
+    os.environ[WORKER_SLOT_ENV] = f"{slots.get()}/{workers}"
+    _patient_sqlite()
+    config = settings.config()
+    _WORKER.update(config=config, api=_api(config), root=settings.root)
+
+
+def _grade_in_worker(quiz: str, student_id: str) -> SubmissionGrade:
+    return _grade_one(_WORKER["api"], _WORKER["config"], _WORKER["root"], quiz, student_id)
+
+
+def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], workers: int, report: Callable[[SubmissionGrade], None]) -> None:
+    """Grade with ``workers`` processes, each taking the next submission when it is free; ``report`` each result as it comes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    # fork: a worker starts with nbgrader already imported, and the caller's main module is never run again
+    # (a script calling grade_class needs no ``if __name__ == "__main__"`` guard)
+    context = multiprocessing.get_context("fork")
+    slots = context.Queue()
+    for slot in range(workers):
+        slots.put(slot)
+    done: set[str] = set()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings, slots, workers)) as pool:
+            futures = {pool.submit(_grade_in_worker, quiz, student_id): student_id for student_id in students}
+            for future in as_completed(futures):
+                result = future.result()
+                done.add(result.student_id)
+                report(result)
+    except BrokenProcessPool:
+        # a worker died (killed from outside, out of memory): grade what is left in this process, one at a time
+        left = [student_id for student_id in students if student_id not in done]
+        print(f"ketamine-grade: a grading worker stopped unexpectedly; grading the remaining {len(left)} in one process", file=sys.stderr)
+        _patient_sqlite()
+        config = settings.config()
+        api = _api(config)
+        for student_id in left:
+            report(_grade_one(api, config, settings.root, quiz, student_id))
 
 
 def _changed_since_graded(root: Path, quiz: str, student_id: str) -> bool:
@@ -235,20 +344,25 @@ def check_student_id_ok(student_id: str) -> bool:
 
 
 def summary_table(results: list[SubmissionGrade]) -> str:
-    """A plain-text table of a class's grades, with review flags."""
+    """A plain-text table of a class's grades, with review flags (a submission not graded shows no score)."""
     lines = [f"{'student':<20}{'score':>12}{'time (s)':>10}  review"]
     for r in results:
         flags = []
         if r.error:
-            flags.append(f"grading failed: {printable(r.error, 300)}")
+            flags.append(f"not graded, flagged for review: {printable(r.error, 300)}")
         flags += [f"{printable(t.grade_id, 60)}: {printable(t.problem, 60)}" for t in r.tampering]
         if r.needs_manual_grade and not flags:
             flags.append("needs manual grading")
         shown = r.student_id if check_student_id_ok(r.student_id) else printable(repr(r.student_id), 18)
-        lines.append(f"{shown:<20}{f'{r.score:g}/{r.max_score:g}':>12}{r.seconds:>10.1f}  {'; '.join(flags)}")
+        score = "-" if r.error else f"{r.score:g}/{r.max_score:g}"
+        lines.append(f"{shown:<20}{score:>12}{r.seconds:>10.1f}  {'; '.join(flags)}")
+    graded = [r for r in results if not r.error]
     if results:
-        mean = sum(r.score for r in results) / len(results)
-        lines.append(f"{len(results)} submissions, mean score {mean:.2f}; {sum(1 for r in results if r.tampering or r.error)} flagged for review")
+        mean = f"mean score {sum(r.score for r in graded) / len(graded):.2f}" if graded else "none graded"
+        lines.append(
+            f"{len(results)} submissions, {len(graded)} graded, {mean}; "
+            f"{sum(1 for r in results if r.tampering or r.error)} flagged for review"
+        )
     return "\n".join(lines)
 
 

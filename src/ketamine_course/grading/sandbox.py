@@ -67,6 +67,30 @@ SHM_BYTES = 64 * 1024**2
 """Where the kernel sees the course package and its data (not at the course's own path)."""
 
 
+SANDBOX_UIDS = 100_000
+"""How many uids (from :data:`FIRST_SANDBOX_UID`) the kernels of one machine draw from, as root."""
+WORKER_SLOT_ENV = "KETAMINE_GRADE_WORKER"
+"""Set to ``slot/workers`` in each worker of a parallel grading run, so that its kernels' uids are its own."""
+
+
+def sandbox_uid_offset() -> int:
+    """A random uid offset for a new kernel; in a parallel run, one no other worker of the run can draw.
+
+    Worker ``w`` of ``n`` draws only offsets ``w, w + n, w + 2n, ...``: two
+    kernels that run at the same time never share a uid (and so cannot signal
+    or read each other), by construction rather than by chance.
+    """
+    slot, workers = 0, 1
+    text = os.environ.get(WORKER_SLOT_ENV, "")
+    if text:
+        slot_text, _, workers_text = text.partition("/")
+        slot, workers = int(slot_text), int(workers_text)
+        if not 0 <= slot < workers:
+            raise ValueError(f"{WORKER_SLOT_ENV}={text!r}: the slot must be below the number of workers")
+    draw = int.from_bytes(os.urandom(4), "big") % (SANDBOX_UIDS // workers)
+    return slot + workers * draw
+
+
 class SandboxUnavailable(RuntimeError):
     """Student code cannot be isolated here and the instructor has not opted out; the message names cause and remedy."""
 
@@ -302,7 +326,7 @@ class KernelCage:
         self.sandboxed = sandboxed
         self.private = Path(tempfile.mkdtemp(prefix="ketamine-kernel-"))
         self.workdir, self.run = self.private / "work", self.private / "run"
-        self.uid = FIRST_SANDBOX_UID + int.from_bytes(os.urandom(4), "big") % 100_000 if _is_root() and sandboxed else None
+        self.uid = FIRST_SANDBOX_UID + sandbox_uid_offset() if _is_root() and sandboxed else None
         self.cgroups = _Cgroups(self.private.name, limits) if sandboxed else None
         self.stopped: str | None = None
         self._pid: int | None = None

@@ -1,0 +1,233 @@
+"""A class graded as an instructor grades it: in parallel, with submissions that cannot be graded.
+
+Both of the instructor's commands are run as commands (``ketamine-grade class
+--jobs 2`` and ``nbgrader autograde``), on a class where some submissions
+cannot be graded: each must be named with its reason, flagged in the gradebook
+(never a plain zero), held back from the LMS export, and make the command exit
+non-zero, while the rest of the class is graded.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from nbgrader.api import Gradebook
+
+from grading_helpers import ROOT, make_course, solutions, submission, submit
+from ketamine_course.grading.review import NOT_GRADED
+from ketamine_course.grading.sandbox import WORKER_SLOT_ENV, sandbox_uid_offset
+
+pytestmark = pytest.mark.slow
+QUIZ = "quiz01_history"
+BIN = Path(sys.executable).parent
+
+# student -> words the reason must contain
+UNGRADABLE = {
+    "renamed": f"no notebook named {QUIZ}.ipynb",
+    "not_json": "not valid JSON",
+    "other_quiz": f"no notebook named {QUIZ}.ipynb",
+    "linked": "link",
+}
+
+
+@pytest.fixture(scope="module")
+def mixed_class(tmp_path_factory: pytest.TempPathFactory, sandbox: bool) -> Path:
+    """Four good submissions (two right, two blank) and one of each ungradable kind, in a course with its own config."""
+    if not sandbox:
+        pytest.skip("the instructor's commands refuse to grade without the sandbox")
+    course = make_course(tmp_path_factory.mktemp("class"), QUIZ)
+    right = submission(QUIZ, solutions(QUIZ))
+    for student in ("ada", "cy"):
+        submit(course, QUIZ, student, right)
+    for student in ("ben", "dee"):
+        submit(course, QUIZ, student, submission(QUIZ))
+    submit(course, QUIZ, "renamed", right)
+    (course / "submitted" / "renamed" / QUIZ / f"{QUIZ}.ipynb").rename(course / "submitted" / "renamed" / QUIZ / "my quiz.ipynb")
+    folder = course / "submitted" / "not_json" / QUIZ
+    folder.mkdir(parents=True)
+    (folder / f"{QUIZ}.ipynb").write_text("{ this is not a notebook")
+    submit(course, QUIZ, "other_quiz", right)
+    (course / "submitted" / "other_quiz" / QUIZ / f"{QUIZ}.ipynb").rename(course / "submitted" / "other_quiz" / QUIZ / "quiz02_mechanism.ipynb")
+    submit(course, QUIZ, "linked", right)
+    (course / "submitted" / "linked" / QUIZ / "notes.txt").symlink_to(course / "gradebook.db")
+    (course / "nbgrader_config.py").write_text(
+        f"c = get_config()\nload_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
+        f"c.CourseDirectory.root = {str(course)!r}\nc.CourseDirectory.db_url = 'sqlite:///{course / 'gradebook.db'}'\n"
+        "from ketamine_course.grading.config import apply_pipeline\napply_pipeline(c)  # again, now that the root is this course\n"
+    )
+    return course
+
+
+def _copy(course: Path, where: Path) -> Path:
+    target = where / "course"
+    shutil.copytree(course, target, symlinks=True)
+    text = (target / "nbgrader_config.py").read_text().replace(str(course), str(target))
+    (target / "nbgrader_config.py").write_text(text)
+    return target
+
+
+def _run(command: list[str], course: Path, watch: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run a grading command in the course folder; also return the most kernel folders alive at once under ``watch``."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_CONFIG_DIR": str(watch.parent / "jupyter"), "TMPDIR": str(watch)}
+    most = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal most
+        while not done.wait(0.02):
+            most = max(most, sum(1 for p in watch.iterdir() if p.name.startswith("ketamine-kernel-")))
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    try:
+        result = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True, timeout=900)
+    finally:
+        done.set()
+        thread.join()
+    return result, most
+
+
+def _flags(course: Path) -> dict[str, tuple[float, bool, bool, list[str]]]:
+    """student -> (score, flagged, needs manual grade, automatic comments) from the gradebook."""
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "ketamine-course") as gradebook:
+        for sub in gradebook.assignment_submissions(QUIZ):
+            notebooks = sub.notebooks
+            comments = [c.auto_comment or "" for nb in notebooks for c in nb.comments]
+            out[sub.student.id] = (float(sub.score), any(nb.flagged for nb in notebooks), bool(sub.needs_manual_grade), comments)
+    return out
+
+
+def _check_flags(course: Path, full_marks: float) -> None:
+    flags = _flags(course)
+    assert sorted(flags) == sorted(["ada", "ben", "cy", "dee", *UNGRADABLE])
+    for student in ("ada", "cy"):
+        assert flags[student][:3] == (full_marks, False, False), student
+    for student in ("ben", "dee"):
+        assert flags[student][:3] == (0.0, False, False), student
+    for student, words in UNGRADABLE.items():
+        score, flagged, manual, comments = flags[student]
+        assert flagged and manual, student  # the formgrader's Flagged and Needs Manual Grade columns
+        assert comments and all(c.startswith(NOT_GRADED) and words in c for c in comments), (student, comments)
+
+
+def test_ketamine_grade_class_in_two_workers_flags_what_it_cannot_grade(mixed_class: Path, tmp_path: Path) -> None:
+    course = _copy(mixed_class, tmp_path)
+    watch = tmp_path / "tmp"
+    watch.mkdir()
+    result, most_kernels = _run([str(BIN / "ketamine-grade"), "class", QUIZ, "--jobs", "2"], course, watch)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "4 submission(s) could not be graded" in result.stderr
+    assert "8 submissions, 4 graded, mean score" in out
+    table = out.split("\nstudent ", 1)[1].split(" submissions, ")[0].splitlines()[1:-1]
+    rows = [line.split()[0] for line in table]
+    assert rows == sorted(["ada", "ben", "cy", "dee", *UNGRADABLE]), out  # the students' order, whatever order the workers finished in
+    for student, words in UNGRADABLE.items():
+        line = next(line for line in out.splitlines() if line.startswith(student + " "))
+        assert line.split()[1] == "-" and "not graded, flagged for review" in line and words in line, line
+    assert 1 <= most_kernels <= 2  # one kernel per worker at most
+    assert list(watch.iterdir()) == []  # and nothing left behind
+    full = _flags(course)["ada"][0]
+    assert full > 0
+    _check_flags(course, full)
+
+    # the LMS files hold no zero for them: blank, and the export says so
+    export = subprocess.run([str(BIN / "ketamine-grade"), "export", "--out", str(tmp_path / "grades")], cwd=course, capture_output=True, text=True, check=True)
+    assert "held back" in export.stdout
+    for student in UNGRADABLE:
+        assert f"  {student}  {QUIZ}" in export.stdout
+    with open(tmp_path / "grades" / "moodle.csv", newline="") as handle:
+        grades = {row["Username"]: row[QUIZ] for row in csv.DictReader(handle)}
+    assert grades == {"ada": f"{full:g}", "cy": f"{full:g}", "ben": "0", "dee": "0", **dict.fromkeys(UNGRADABLE, "")}
+
+
+def test_nbgrader_autograde_flags_the_same_submissions_and_exits_non_zero(mixed_class: Path, tmp_path: Path) -> None:
+    course = _copy(mixed_class, tmp_path)
+    watch = tmp_path / "tmp"
+    watch.mkdir()
+    result, _ = _run([sys.executable, "-m", "nbgrader", "autograde", QUIZ, "--force"], course, watch)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0, log[-3000:]
+    for student, words in UNGRADABLE.items():
+        assert any(f"Not graded: {student}: " in line and words in line for line in log.splitlines()), (student, log[-3000:])
+    assert not (course / "autograded" / "linked").exists()  # refused before nbgrader copied anything
+    full = _flags(course)["ada"][0]
+    _check_flags(course, full)
+
+
+def test_a_submission_fixed_by_the_instructor_scores_again(mixed_class: Path, tmp_path: Path) -> None:
+    """The renamed notebook, renamed back by the instructor, is graded: its scores return (the flag stays for the instructor to clear)."""
+    course = _copy(mixed_class, tmp_path)
+    watch = tmp_path / "tmp"
+    watch.mkdir()
+    _run([str(BIN / "ketamine-grade"), "class", QUIZ, "--student", "renamed"], course, watch)
+    folder = course / "submitted" / "renamed" / QUIZ
+    (folder / "my quiz.ipynb").rename(folder / f"{QUIZ}.ipynb")
+    result, _ = _run([str(BIN / "ketamine-grade"), "class", QUIZ, "--student", "renamed"], course, watch)
+    assert result.returncode == 0, result.stdout + result.stderr
+    score, flagged, manual, comments = _flags(course)["renamed"]
+    assert score > 0 and not manual and flagged
+    assert not any(c.startswith(NOT_GRADED) for c in comments)
+
+
+def test_parallel_workers_never_share_a_sandbox_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(WORKER_SLOT_ENV, "1/2")
+    assert {sandbox_uid_offset() % 2 for _ in range(500)} == {1}
+    monkeypatch.setenv(WORKER_SLOT_ENV, "0/3")
+    assert {sandbox_uid_offset() % 3 for _ in range(500)} == {0}
+    monkeypatch.setenv(WORKER_SLOT_ENV, "3/3")
+    with pytest.raises(ValueError, match="slot"):
+        sandbox_uid_offset()
+
+
+@pytest.mark.parametrize("jobs", ["0", "two"])
+def test_jobs_must_be_a_positive_whole_number(jobs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from ketamine_course.grading.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["class", QUIZ, "--jobs", jobs])
+    assert stop.value.code == 2
+    assert "--jobs" in capsys.readouterr().err
+
+
+def test_a_worker_killed_mid_class_loses_no_submission(tmp_path: Path, sandbox: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed from outside (the OOM killer, an administrator): the rest of the class is graded in the grader's process."""
+    import psutil
+
+    from ketamine_course.grading import grade_class
+
+    if not sandbox:
+        pytest.skip("grading a class needs the sandbox")
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    monkeypatch.setenv("TMPDIR", str(kernels))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    course = make_course(tmp_path, QUIZ)
+    right = submission(QUIZ, solutions(QUIZ))
+    for number in range(6):
+        submit(course, QUIZ, f"s{number}", right)
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        while not any(kernels.glob("ketamine-kernel-*")):  # a worker is grading
+            threading.Event().wait(0.05)
+        worker = psutil.Process().children()[0]
+        killed.append(worker.pid)
+        worker.kill()
+
+    thread = threading.Thread(target=kill_a_worker)
+    thread.start()
+    results = grade_class(course, QUIZ, db_url=f"sqlite:///{course / 'gradebook.db'}", progress=None, jobs=2)
+    thread.join()
+    assert killed
+    assert [r.student_id for r in results] == [f"s{number}" for number in range(6)]
+    assert all(r.error is None and r.score == r.max_score for r in results), [(r.student_id, r.error) for r in results]
+    assert not any(p.name().startswith("bwrap") for p in psutil.Process().children(recursive=True))  # its kernel died with it
