@@ -231,3 +231,13 @@ def test_a_worker_killed_mid_class_loses_no_submission(tmp_path: Path, sandbox: 
     assert [r.student_id for r in results] == [f"s{number}" for number in range(6)]
     assert all(r.error is None and r.score == r.max_score for r in results), [(r.student_id, r.error) for r in results]
     assert not any(p.name().startswith("bwrap") for p in psutil.Process().children(recursive=True))  # its kernel died with it
+
+
+def test_a_quiz_the_gradebook_does_not_know_stops_before_anyone_is_graded(mixed_class: Path, tmp_path: Path) -> None:
+    course = _copy(mixed_class, tmp_path)
+    shutil.copytree(ROOT / "source" / "quiz02_mechanism", course / "source" / "quiz02_mechanism")
+    submit(course, "quiz02_mechanism", "ada", submission(QUIZ))
+    result = subprocess.run([str(BIN / "ketamine-grade"), "class", "quiz02_mechanism"], cwd=course, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "does not know quiz02_mechanism; run 'nbgrader generate_assignment quiz02_mechanism'" in result.stderr
+    assert "Traceback" not in result.stderr and not (course / "autograded" / "ada" / "quiz02_mechanism").exists()

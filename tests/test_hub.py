@@ -309,7 +309,7 @@ def test_a_class_on_jupyterhub(hub: Hub) -> None:
 
         grade = _as(
             INSTRUCTOR,
-            "cd ketamine-course && nbgrader collect quiz01_history && ketamine-grade class quiz01_history"
+            "cd ketamine-course && nbgrader collect quiz01_history && ketamine-grade class quiz01_history --jobs 2"
             " && nbgrader generate_feedback quiz01_history && nbgrader release_feedback quiz01_history",
             hub.server_env,
         )

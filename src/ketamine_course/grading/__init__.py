@@ -8,8 +8,9 @@ Its layout is the pipeline:
 * :mod:`.hidden` - hidden tests recorded in the kernel and judged in the grader;
 * :mod:`.sandbox` and :mod:`.execute` - each kernel in its cage, limits for the whole kernel, nothing left running;
 * :mod:`.sanitize` - graded notebooks and feedback pages made inert;
+* :mod:`.review` - submissions that cannot be graded, flagged for a person (never a silent zero);
 * :mod:`.config` - one configuration for nbgrader's commands and the course's own;
-* :mod:`.run` - grading a class, grading oneself; :mod:`.cli` - the ``ketamine-grade`` command.
+* :mod:`.run` - grading a class (in parallel workers), grading oneself; :mod:`.cli` - the ``ketamine-grade`` command.
 
 Names used elsewhere are re-exported here lazily, so importing this package
 (as the student's kernel does, for :mod:`.protocol`) loads no nbgrader.

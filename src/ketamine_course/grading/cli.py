@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 
 from .config import grading_config
-from .run import find_course_root, generate_release, grade_class, quizzes, self_grade, summary_table, tamper_text
+from .run import (
+    QuizNotInGradebook,
+    find_course_root,
+    generate_release,
+    grade_class,
+    quizzes,
+    self_grade,
+    summary_table,
+    tamper_text,
+)
 
 __all__ = ["main"]
 
@@ -44,7 +53,7 @@ def _class(args: argparse.Namespace) -> int:
     try:
         results = grade_class(root, args.quiz, students=args.student or None, sandbox=False if args.unsandboxed else None,
                               only_changed=args.changed, jobs=args.jobs)
-    except SandboxUnavailable as error:
+    except (SandboxUnavailable, QuizNotInGradebook) as error:
         print(f"ketamine-grade: {error}", file=sys.stderr)
         return 2
     print(summary_table(results))

@@ -51,6 +51,8 @@ def reason_in_words(error: BaseException, quiz: str = "") -> str:
         return "the notebook does not follow the notebook format (damaged); ask the student to resubmit a notebook saved by JupyterLab"
     if name in ("UnresponsiveKernelError", "DeadKernelError"):
         return "the student's kernel stopped responding and could not be stopped; grade this submission by hand"
+    if "No assignment with ID" in str(error):
+        return f"the gradebook does not know {quiz or 'this quiz'}; run 'nbgrader generate_assignment {quiz or 'QUIZ'}' first, then grade again"
     if name == "MissingEntry":
         return "the gradebook does not know this quiz or notebook; run 'ketamine-grade release' (or nbgrader generate_assignment) for it, then grade again"
     return f"grading failed ({name}: {printable(error, 200)})"

@@ -28,7 +28,7 @@ from .intake import SubmissionRefused, _configured_limits, check_student_id, che
 from .tamper import TamperFinding, read_report
 
 __all__ = [
-    "QUIZZES", "quizzes", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade", "generate_release", "find_course_root",
+    "QUIZZES", "quizzes", "QuizNotInGradebook", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade", "generate_release", "find_course_root",
     "summary_table", "tamper_text",
 ]
 
@@ -194,6 +194,7 @@ def grade_class(
     config = settings.config()
     if config.BoundedExecute.get("sandbox", True):
         require_sandbox()
+    _require_quiz_in_gradebook(config, quiz)
     if students is None:
         students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{quiz}") if p.is_dir() or p.is_symlink())
     students = list(students)
@@ -218,6 +219,23 @@ def grade_class(
         _grade_in_workers(settings, quiz, students, min(jobs, len(students)), report)
     order = {student_id: number for number, student_id in enumerate(students)}
     return sorted(results, key=lambda r: order[r.student_id])
+
+
+class QuizNotInGradebook(ValueError):
+    """The gradebook does not know the quiz: nothing could be graded (the message says what to run)."""
+
+
+def _require_quiz_in_gradebook(config: Any, quiz: str) -> None:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with _quiet_nbgrader(), Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gradebook:
+        try:
+            gradebook.find_assignment(quiz)
+        except MissingEntry:
+            raise QuizNotInGradebook(
+                f"the gradebook ({config.CourseDirectory.db_url.removeprefix('sqlite:///')}) does not know {quiz}; "
+                f"run 'nbgrader generate_assignment {quiz}' (or 'ketamine-grade release {quiz}') first, then grade again"
+            ) from None
 
 
 @dataclass(frozen=True)
