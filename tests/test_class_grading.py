@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,7 +77,7 @@ def _copy(course: Path, where: Path) -> Path:
 
 def _run(command: list[str], course: Path, watch: Path) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run a grading command in the course folder; also return the most kernel folders alive at once under ``watch``."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_CONFIG_DIR": str(watch.parent / "jupyter"), "TMPDIR": str(watch)}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_CONFIG_DIR": str(course.parent / "jupyter"), "TMPDIR": str(watch)}
     most = 0
     done = threading.Event()
 
@@ -118,10 +120,17 @@ def _check_flags(course: Path, full_marks: float) -> None:
         assert comments and all(c.startswith(NOT_GRADED) and words in c for c in comments), (student, comments)
 
 
-def test_ketamine_grade_class_in_two_workers_flags_what_it_cannot_grade(mixed_class: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary folder for the graders' kernels with a short path (their sockets live in it; Linux caps socket paths)."""
+    folder = Path(tempfile.mkdtemp(prefix="k", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_ketamine_grade_class_in_two_workers_flags_what_it_cannot_grade(mixed_class: Path, tmp_path: Path, short_tmp: Path) -> None:
     course = _copy(mixed_class, tmp_path)
-    watch = tmp_path / "tmp"
-    watch.mkdir()
+    watch = short_tmp
     result, most_kernels = _run([str(BIN / "ketamine-grade"), "class", QUIZ, "--jobs", "2"], course, watch)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
@@ -206,8 +215,7 @@ def test_a_worker_killed_mid_class_loses_no_submission(tmp_path: Path, sandbox: 
 
     if not sandbox:
         pytest.skip("grading a class needs the sandbox")
-    kernels = tmp_path / "kernels"
-    kernels.mkdir()
+    kernels = Path(tempfile.mkdtemp(prefix="k", dir="/tmp"))  # short: the kernels' sockets live in their folders
     monkeypatch.setenv("TMPDIR", str(kernels))
     monkeypatch.setattr("tempfile.tempdir", None)
     course = make_course(tmp_path, QUIZ)
@@ -231,6 +239,21 @@ def test_a_worker_killed_mid_class_loses_no_submission(tmp_path: Path, sandbox: 
     assert [r.student_id for r in results] == [f"s{number}" for number in range(6)]
     assert all(r.error is None and r.score == r.max_score for r in results), [(r.student_id, r.error) for r in results]
     assert not any(p.name().startswith("bwrap") for p in psutil.Process().children(recursive=True))  # its kernel died with it
+    shutil.rmtree(kernels, ignore_errors=True)
+
+
+def test_kernels_of_a_deep_temporary_folder_still_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TMPDIR too deep for Unix socket paths (a scheduler's, a test's) must not stop every kernel from starting."""
+    from ketamine_course.grading.sandbox import UNIX_SOCKET_PATH_MAX, private_folder_base
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    assert private_folder_base() == "/tmp"
+    monkeypatch.setenv("TMPDIR", "/tmp")
+    monkeypatch.setattr("tempfile.tempdir", None)
+    assert private_folder_base() == "/tmp" and len("/tmp/ketamine-kernel-xxxxxxxx/run/kernel-99") < UNIX_SOCKET_PATH_MAX
 
 
 def test_a_quiz_the_gradebook_does_not_know_stops_before_anyone_is_graded(mixed_class: Path, tmp_path: Path) -> None:

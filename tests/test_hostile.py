@@ -355,6 +355,9 @@ def hostile_class(tmp_path_factory):
     kernels = tmp / "kernels"  # the cages' private folders go here, so that leftovers are this test's own
     kernels.mkdir()
     saved, tempfile.tempdir = tempfile.tempdir, str(kernels)
+    from ketamine_course.grading.sandbox import private_folder_base
+
+    assert private_folder_base() == str(kernels)  # else the kernels would live elsewhere and the leftover check see nothing
     try:
         start = time.perf_counter()
         db = f"sqlite:///{course / 'gradebook.db'}"

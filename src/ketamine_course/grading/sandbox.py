@@ -91,6 +91,30 @@ def sandbox_uid_offset() -> int:
     return slot + workers * draw
 
 
+UNIX_SOCKET_PATH_MAX = 107
+"""Longest path a Unix socket may have on Linux (``sun_path`` holds 108 bytes with the final NUL)."""
+_SOCKET_SUFFIX = "/ketamine-kernel-xxxxxxxx/run/kernel-99"
+"""The tail the kernel's sockets add to the folder their private folder is made in (jupyter_client numbers them from 1)."""
+
+
+def private_folder_base() -> str:
+    """Where kernels' private folders are made: the temporary folder, or ``/tmp`` when its path is too long for sockets.
+
+    The kernel talks to the grader over Unix sockets in its private folder; a
+    deep ``TMPDIR`` (a test's or a job scheduler's) would make their paths
+    longer than Linux allows, and every kernel would fail to start.
+    """
+    base = tempfile.gettempdir()
+    if len(os.fsencode(base + _SOCKET_SUFFIX)) <= UNIX_SOCKET_PATH_MAX:
+        return base
+    if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK | os.X_OK):
+        return "/tmp"
+    raise SandboxUnavailable(
+        f"the temporary folder {base!r} is too deep for the kernel's sockets (at most {UNIX_SOCKET_PATH_MAX} bytes) "
+        "and /tmp is not writable; set TMPDIR to a shorter folder"
+    )
+
+
 class SandboxUnavailable(RuntimeError):
     """Student code cannot be isolated here and the instructor has not opted out; the message names cause and remedy."""
 
@@ -324,7 +348,7 @@ class KernelCage:
     def __init__(self, limits: SandboxLimits, sandboxed: bool = True) -> None:
         self.limits = limits
         self.sandboxed = sandboxed
-        self.private = Path(tempfile.mkdtemp(prefix="ketamine-kernel-"))
+        self.private = Path(tempfile.mkdtemp(prefix="ketamine-kernel-", dir=private_folder_base()))
         self.workdir, self.run = self.private / "work", self.private / "run"
         self.uid = FIRST_SANDBOX_UID + sandbox_uid_offset() if _is_root() and sandboxed else None
         self.cgroups = _Cgroups(self.private.name, limits) if sandboxed else None
