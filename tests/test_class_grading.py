@@ -36,6 +36,7 @@ UNGRADABLE = {
     "not_json": "not valid JSON",
     "other_quiz": f"no notebook named {QUIZ}.ipynb",
     "linked": "link",
+    "empty": "holds no notebook",
 }
 
 
@@ -57,6 +58,7 @@ def mixed_class(tmp_path_factory: pytest.TempPathFactory, sandbox: bool) -> Path
     (folder / f"{QUIZ}.ipynb").write_text("{ this is not a notebook")
     submit(course, QUIZ, "other_quiz", right)
     (course / "submitted" / "other_quiz" / QUIZ / f"{QUIZ}.ipynb").rename(course / "submitted" / "other_quiz" / QUIZ / "quiz02_mechanism.ipynb")
+    (course / "submitted" / "empty" / QUIZ).mkdir(parents=True)  # nbgrader alone skips such a folder with a warning
     submit(course, QUIZ, "linked", right)
     (course / "submitted" / "linked" / QUIZ / "notes.txt").symlink_to(course / "gradebook.db")
     (course / "nbgrader_config.py").write_text(
@@ -134,8 +136,8 @@ def test_ketamine_grade_class_in_two_workers_flags_what_it_cannot_grade(mixed_cl
     result, most_kernels = _run([str(BIN / "ketamine-grade"), "class", QUIZ, "--jobs", "2"], course, watch)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
-    assert "4 submission(s) could not be graded" in result.stderr
-    assert "8 submissions, 4 graded, mean score" in out
+    assert "5 submission(s) could not be graded" in result.stderr
+    assert "9 submissions, 4 graded, mean score" in out
     table = out.split("\nstudent ", 1)[1].split(" submissions, ")[0].splitlines()[1:-1]
     rows = [line.split()[0] for line in table]
     assert rows == sorted(["ada", "ben", "cy", "dee", *UNGRADABLE]), out  # the students' order, whatever order the workers finished in
@@ -264,3 +266,40 @@ def test_a_quiz_the_gradebook_does_not_know_stops_before_anyone_is_graded(mixed_
     assert result.returncode == 2
     assert "does not know quiz02_mechanism; run 'nbgrader generate_assignment quiz02_mechanism'" in result.stderr
     assert "Traceback" not in result.stderr and not (course / "autograded" / "ada" / "quiz02_mechanism").exists()
+
+
+def test_ctrl_c_stops_the_class_and_spoils_no_grade(mixed_class: Path, tmp_path: Path, short_tmp: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group): exit 130, no traceback, nobody flagged, nothing left; --changed goes on."""
+    import signal
+
+    course = _copy(mixed_class, tmp_path)
+    for student in UNGRADABLE:
+        shutil.rmtree(course / "submitted" / student)
+    for number in range(6):
+        submit(course, QUIZ, f"more{number}", submission(QUIZ, solutions(QUIZ)))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter"), "TMPDIR": str(short_tmp)}
+    command = [str(BIN / "ketamine-grade"), "class", QUIZ, "--jobs", "2"]
+    process = subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert process.stdout is not None
+    first = process.stdout.readline()  # the first submission graded: the workers are busy with the next ones
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, first + out + err
+    assert "Traceback" not in err and "Task exception" not in err, err
+    assert "stopped; grades recorded so far are in the gradebook" in err
+    assert list(short_tmp.iterdir()) == []
+    flags = _flags(course)
+    assert not any(flagged or manual for _, flagged, manual, _ in flags.values()), flags
+    assert 2 <= len(flags) < 10  # the ones in hand finished; the rest never started
+    again = subprocess.run([*command, "--changed"], cwd=course, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    graded = _flags(course)
+    assert len(graded) == 10 and not any(flagged for _, flagged, _, _ in graded.values())
+
+
+def test_a_student_without_a_submission_is_named_and_the_rest_graded(mixed_class: Path, tmp_path: Path, short_tmp: Path) -> None:
+    course = _copy(mixed_class, tmp_path)
+    result, _ = _run([str(BIN / "ketamine-grade"), "class", QUIZ, "--student", "nosuch", "--student", "ada", "--jobs", "2"], course, short_tmp)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "no submission: there is no folder submitted/nosuch/quiz01_history (check the student id)" in result.stdout
+    assert "nosuch" not in _flags(course) and _flags(course)["ada"][0] > 0

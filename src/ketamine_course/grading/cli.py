@@ -51,17 +51,23 @@ def _class(args: argparse.Namespace) -> int:
     if args.unsandboxed:
         print("ketamine-grade: WARNING: grading without isolation; students' code runs with your rights", file=sys.stderr)
     try:
-        results = grade_class(root, args.quiz, students=args.student or None, sandbox=False if args.unsandboxed else None,
+        results = grade_class(root, args.quiz, students=sorted(set(args.student)) if args.student else None, sandbox=False if args.unsandboxed else None,
                               only_changed=args.changed, jobs=args.jobs)
     except (SandboxUnavailable, QuizNotInGradebook) as error:
         print(f"ketamine-grade: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ketamine-grade: stopped; grades recorded so far are in the gradebook (run again with --changed to go on)", file=sys.stderr)
+        return 130
+    if not results:
+        print(f"nothing to grade: no {'new or changed ' if args.changed else ''}submission of {args.quiz} under {root / 'submitted'}")
+        return 0
     print(summary_table(results))
     print(tamper_text(results))
     failed = [r for r in results if r.error]
     if failed:
         print(f"ketamine-grade: {len(failed)} submission(s) could not be graded (see 'not graded' above); "
-              "each is flagged in the gradebook for review in the formgrader", file=sys.stderr)
+              "each one the gradebook can hold is flagged there for review in the formgrader", file=sys.stderr)
         return 1
     return 0
 

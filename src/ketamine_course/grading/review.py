@@ -30,17 +30,23 @@ from typing import Any
 
 from .intake import SubmissionRefused, _configured_limits, check_student_id, check_tree, printable
 
-__all__ = ["NOT_GRADED", "reason_in_words", "flag_for_review", "install_autograde_hooks"]
+__all__ = ["NOT_GRADED", "empty_submission_reason", "reason_in_words", "flag_for_review", "install_autograde_hooks"]
 
 NOT_GRADED = "Not graded automatically"
 """How a flagged submission's comment begins (the formgrader shows it under each answer)."""
+
+
+def empty_submission_reason(quiz: str) -> str:
+    """Why a submission folder with no notebook in it is not graded (nbgrader itself only warns and skips it)."""
+    return f"the submission folder holds no notebook (expected {quiz}.ipynb); ask the student to submit the quiz again"
 
 
 def reason_in_words(error: BaseException, quiz: str = "") -> str:
     """Why a submission could not be graded, for the instructor, with the fix where there is one."""
     name = type(error).__name__
     if isinstance(error, SubmissionRefused):
-        return str(error)
+        text = str(error)
+        return text if any(word in text for word in ("ask ", "rename")) else f"{text}; ask the student to submit again without it"
     if "No notebooks found" in str(error):
         expected = f"{quiz}.ipynb" if quiz else "the quiz's notebook name"
         return (f"the submission holds no notebook named {expected} (renamed, or another quiz's notebook); "
@@ -106,6 +112,7 @@ def install_autograde_hooks() -> None:
     init_destination = Autograde.init_destination
     init_assignment = Autograde.init_assignment
     convert_single_notebook = Autograde.convert_single_notebook
+    start = Autograde.start
 
     def flag(self: Any, assignment_id: str, student_id: str, error: BaseException) -> None:
         reason = reason_in_words(error, assignment_id)
@@ -147,7 +154,40 @@ def install_autograde_hooks() -> None:
                 flag(self, assignment_id, student_id, error)
             raise
 
+    @functools.wraps(start)
+    def start_flagging_empty_folders(self: Any) -> None:
+        empty = _empty_submissions(self)
+        try:
+            start(self)
+        finally:
+            for assignment_id, student_id in empty:
+                flag(self, assignment_id, student_id, SubmissionRefused(empty_submission_reason(assignment_id)))
+        if empty:
+            from nbgrader.converters.base import NbGraderException
+
+            raise NbGraderException(f"{len(empty)} submission folder(s) hold no notebook (flagged for review)")
+
+    Autograde.start = start_flagging_empty_folders
     Autograde.init_destination = refusing_init_destination
     Autograde.init_assignment = flagging_init_assignment
     Autograde.convert_single_notebook = flagging_convert_single_notebook
     setattr(Autograde, _HOOKED, True)
+
+
+def _empty_submissions(converter: Any) -> list[tuple[str, str]]:
+    """(quiz, student) of every submission folder this autograde run matches that holds no notebook (nbgrader skips them silently)."""
+    import glob
+    import os
+    import re
+
+    pattern = converter._format_source(converter.coursedir.assignment_id, converter.coursedir.student_id)
+    parse = re.compile(converter._format_source("(?P<assignment_id>.*)", "(?P<student_id>.*)", escape=True))
+    excluded = {s for s in str(converter.coursedir.student_id_exclude or "").split(",") if s}
+    empty = []
+    for folder in sorted(glob.glob(pattern)):
+        match = parse.match(folder)
+        if match is None or match["student_id"] in excluded or os.path.islink(folder) or not os.path.isdir(folder):
+            continue
+        if not glob.glob(os.path.join(glob.escape(folder), converter.coursedir.notebook_id + ".ipynb")):
+            empty.append((match["assignment_id"], match["student_id"]))
+    return empty

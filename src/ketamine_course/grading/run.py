@@ -10,6 +10,7 @@ scratch course and writes a feedback page. Both use the configuration of
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import sys
@@ -25,6 +26,7 @@ import nbformat
 from .config import grading_config
 from .hidden import _grade_id
 from .intake import SubmissionRefused, _configured_limits, check_student_id, check_tree, printable
+from .review import empty_submission_reason
 from .tamper import TamperFinding, read_report
 
 __all__ = [
@@ -210,12 +212,12 @@ def grade_class(
             shown = result.student_id if check_student_id_ok(result.student_id) else repr(result.student_id)[:40]
             progress(f"[{bar:<20}] {len(results)}/{len(students)} {shown}: {status} in {result.seconds:.1f} s")
 
-    if jobs == 1 or len(students) < 2:
+    if len(students) < 2:  # one submission (self-grading, grade_here): in this process
         _patient_sqlite()
         api = _api(config)
         for student_id in students:
             report(_grade_one(api, config, root, quiz, student_id))
-    else:
+    else:  # a class: in worker processes (one for jobs=1), which Ctrl-C does not reach (see _start_worker)
         _grade_in_workers(settings, quiz, students, min(jobs, len(students)), report)
     order = {student_id: number for number, student_id in enumerate(students)}
     return sorted(results, key=lambda r: order[r.student_id])
@@ -259,14 +261,22 @@ def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) ->
 
     start = time.perf_counter()
     report = root / "reports" / "tamper" / quiz / f"{student_id}.json"
+    folder = root / "submitted" / student_id / quiz
+    if not os.path.lexists(folder):
+        return SubmissionGrade(student_id, 0.0, 0.0, 0.0, needs_manual_grade=True,
+                               error=f"no submission: there is no folder submitted/{printable(student_id, 80)}/{quiz} (check the student id)")
     try:
         check_student_id(student_id)
-        check_tree(root / "submitted" / student_id / quiz, **_configured_limits(config))
+        check_tree(folder, **_configured_limits(config))
+        if not folder.is_symlink() and not any(folder.glob("*.ipynb")):
+            raise SubmissionRefused(empty_submission_reason(quiz))
         report.unlink(missing_ok=True)
         with _quiet_nbgrader():
             outcome = api.autograde(quiz, student_id, force=True, create=True)
     except SubmissionRefused as reason:
         outcome = {"success": False, "error": f"SubmissionRefused: {reason}"}
+    if "[ERROR] Canceled" in str(outcome.get("log") or ""):  # nbgrader's word for Ctrl-C: stop, and record nothing against the student
+        raise KeyboardInterrupt
     seconds = time.perf_counter() - start
     tampering = read_report(root, quiz, student_id) or []
     if outcome.get("success"):
@@ -297,11 +307,18 @@ _WORKER: dict[str, Any] = {}
 
 
 def _start_worker(settings: _Settings, slots: Any, workers: int) -> None:
-    """In a worker process: take a slot (its share of the sandbox uids) and build nbgrader's API once."""
+    """In a worker process: take a slot (its share of the sandbox uids) and build nbgrader's API once.
+
+    Ctrl-C is the grader's to handle: a worker leaves the terminal's process
+    group, so it finishes the submission it is grading (within its time
+    limits) instead of having its kernel shut down mid-notebook (nbclient's
+    own SIGINT handler) and the student's grade spoiled.
+    """
     import os
 
     from .sandbox import WORKER_SLOT_ENV
 
+    os.setpgid(0, 0)
     os.environ[WORKER_SLOT_ENV] = f"{slots.get()}/{workers}"
     _patient_sqlite()
     config = settings.config()
@@ -314,8 +331,9 @@ def _grade_in_worker(quiz: str, student_id: str) -> SubmissionGrade:
 
 def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], workers: int, report: Callable[[SubmissionGrade], None]) -> None:
     """Grade with ``workers`` processes, each taking the next submission when it is free; ``report`` each result as it comes."""
+    import itertools
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     # fork: a worker starts with nbgrader already imported, and the caller's main module is never run again
@@ -325,13 +343,28 @@ def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], worke
     for slot in range(workers):
         slots.put(slot)
     done: set[str] = set()
+    waiting = iter(students)
     try:
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings, slots, workers)) as pool:
-            futures = {pool.submit(_grade_in_worker, quiz, student_id): student_id for student_id in students}
-            for future in as_completed(futures):
-                result = future.result()
-                done.add(result.student_id)
-                report(result)
+            # hand out one submission per free worker (none queued ahead), so that Ctrl-C stops after the ones in hand
+            running = {pool.submit(_grade_in_worker, quiz, student_id) for student_id in itertools.islice(waiting, workers)}
+            try:
+                while running:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        result = future.result()
+                        done.add(result.student_id)
+                        report(result)
+                        for student_id in itertools.islice(waiting, 1):
+                            running.add(pool.submit(_grade_in_worker, quiz, student_id))
+            except KeyboardInterrupt:
+                print("ketamine-grade: stopping: the submissions being graded finish, the rest are not started", file=sys.stderr)
+                for future in running:
+                    result = future.result()
+                    if result.student_id not in done:
+                        done.add(result.student_id)
+                        report(result)
+                raise
     except BrokenProcessPool:
         # a worker died (killed from outside, out of memory): grade what is left in this process, one at a time
         left = [student_id for student_id in students if student_id not in done]
