@@ -69,3 +69,21 @@ def test_run_outside_jupyterlab_the_cell_says_how_to_grade_instead_of_failing(mo
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     assert "./course grade" in here.grade_here().data
+
+
+def test_the_grading_cell_costs_nothing_when_there_is_nothing_to_grade() -> None:
+    """Outside JupyterLab or while nbgrader grades the quiz, the last cell imports no grading machinery (it ran 1.7 s before)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from ketamine_course.grading.here import grade_here\n"
+        "grade_here()\n"
+        "os.environ['NBGRADER_EXECUTION'] = 'autograde'\n"
+        "grade_here()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('nbgrader', 'sqlalchemy', 'nbconvert')))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("JPY_SESSION_NAME", "NBGRADER_EXECUTION")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == "[]", result.stdout

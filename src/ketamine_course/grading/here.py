@@ -105,8 +105,8 @@ def grade_here(quiz: str | None = None) -> Any:
     """
     from IPython.display import HTML
 
-    from .run import find_course_root, self_grade
-
+    # nothing heavy (nbgrader, SQLAlchemy) is imported until there is something to grade: while nbgrader
+    # grades the quiz, or when the quiz runs outside JupyterLab, this cell costs next to nothing
     if os.environ.get("NBGRADER_EXECUTION"):
         return HTML("<p>(This cell grades the quiz for a learner; it does nothing while the quiz is being graded.)</p>")
     try:
@@ -120,6 +120,8 @@ def grade_here(quiz: str | None = None) -> Any:
             f"the answers you last ran in {', '.join(stale)}, and the grader grades the saved file."
         )
         return HTML(f"<p class='ketamine-grade-unsaved'><strong>Not graded.</strong> {html.escape(message)}</p>")
+    from .run import find_course_root, self_grade
+
     quiz = quiz or notebook.stem
     root = find_course_root(notebook.parent)
     course = _scratch_course(root, quiz)
