@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def _class(args: argparse.Namespace) -> int:
         return 2
     if args.unsandboxed:
         print("ketamine-grade: WARNING: grading without isolation; students' code runs with your rights", file=sys.stderr)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if args.jobs > cores:
+        print(f"ketamine-grade: note: --jobs {args.jobs} is more than the {cores} core(s) this command may use; "
+              f"it will not be faster than --jobs {cores} and needs more memory", file=sys.stderr)
     try:
         results = grade_class(root, args.quiz, students=sorted(set(args.student)) if args.student else None, sandbox=False if args.unsandboxed else None,
                               only_changed=args.changed, jobs=args.jobs)

@@ -401,7 +401,9 @@ def summary_table(results: list[SubmissionGrade]) -> str:
         flags = []
         if r.error:
             flags.append(f"not graded, flagged for review: {printable(r.error, 300)}")
-        flags += [f"{printable(t.grade_id, 60)}: {printable(t.problem, 60)}" for t in r.tampering]
+        flags += [f"{printable(t.grade_id, 60)}: {printable(t.problem, 60)}" for t in r.tampering[:3]]
+        if len(r.tampering) > 3:
+            flags.append(f"and {len(r.tampering) - 3} more (see the tamper report below)")
         if r.needs_manual_grade and not flags:
             flags.append("needs manual grading")
         shown = r.student_id if check_student_id_ok(r.student_id) else printable(repr(r.student_id), 18)

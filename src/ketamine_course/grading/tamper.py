@@ -13,6 +13,7 @@ whole batch with ``SchemaTooOldError`` on the first pasted cell.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,17 +36,25 @@ class TamperFinding:
     detail: str
 
 
-def _valid_nbgrader(cell: NotebookNode) -> bool:
+@functools.lru_cache(maxsize=1)
+def _metadata_schema() -> tuple[int, Any]:
+    """nbgrader's metadata schema version and a validator for it, checked once (``jsonschema.validate`` re-checks the schema per call)."""
+    from jsonschema.validators import validator_for
     from nbgrader.nbgraderformat import MetadataValidator
 
+    schema = MetadataValidator().schema
+    checker = validator_for(schema)
+    checker.check_schema(schema)
+    return int(MetadataValidator.schema_version), checker(schema)
+
+
+def _valid_nbgrader(cell: NotebookNode) -> bool:
+    """Whether a cell's nbgrader metadata passes nbgrader's own checks (its schema version and schema)."""
     meta = cell.get("metadata", {}).get("nbgrader")
     if not isinstance(meta, dict) or not isinstance(meta.get("grade_id", ""), str):
         return False
-    try:
-        MetadataValidator().validate_cell(cell)
-    except Exception:  # any schema problem: nbgrader would stop the batch
-        return False
-    return True
+    version, validator = _metadata_schema()
+    return meta.get("schema_version", 0) == version and bool(validator.is_valid(meta))
 
 
 def _nbgrader_cells(nb: NotebookNode) -> list[NotebookNode]:
