@@ -9,10 +9,10 @@ instructor can. Every step that takes student files in checks them first
 * :class:`SafeCollect` (``nbgrader collect``) refuses a submission holding
   anything but regular files and folders, one over the size limits, or one
   whose student id is not a plain id, and says which and why;
-* :func:`unsafe_submissions` does the same for every folder under
-  ``submitted/`` when the grading configuration is loaded (see
-  :mod:`ketamine_course.grading.config`), before nbgrader copies, reads or
-  records anything, so a submission placed there by hand is checked too.
+* :func:`check_tree` and :func:`check_student_id` check each submission
+  under ``submitted/`` just before nbgrader would copy or read it (see
+  :mod:`ketamine_course.grading.review`, which hooks them into nbgrader's
+  Autograde converter), so a submission placed there by hand is checked too.
 
 A refused submission is reported with its reason; the rest of the class is
 graded.
@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_tree", "SafeCollect", "Limits", "safe_copy_tree", "unsafe_submissions"]
+__all__ = ["printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_tree", "SafeCollect", "Limits", "safe_copy_tree"]
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 """A plain student id: letters, digits and ``. _ @ -``, at most 64 characters (a login name or an email address)."""
@@ -189,31 +189,6 @@ def _configured_limits(config: Any) -> dict[str, int]:
         "max_total_bytes": int(section.get("max_submission_bytes", Limits.max_submission_bytes)),
         "max_files": int(section.get("max_submission_files", Limits.max_submission_files)),
     }
-
-
-def unsafe_submissions(submitted: Path, limits: dict[str, int] | None = None) -> dict[str, str]:
-    """Every student folder under ``submitted/`` that must not be graded, with the reason in words.
-
-    A student is refused when their id is not plain, or when any of their
-    submissions holds a link, a special file, or more than the size limits.
-    Nothing is read but the folders' own entries (``lstat``).
-    """
-    refused: dict[str, str] = {}
-    if not submitted.is_dir():
-        return refused
-    for student in sorted(os.listdir(submitted)):
-        folder = submitted / student
-        try:
-            check_student_id(student)
-            if os.path.islink(folder) or not folder.is_dir():
-                raise SubmissionRefused(f"{student} is a symbolic link or not a folder; submissions must be plain folders")
-            for quiz in sorted(os.listdir(folder)):
-                check_tree(folder / quiz, **(limits or {}))
-        except SubmissionRefused as reason:
-            refused[student] = str(reason)
-        except Exception as error:  # anything else about it: refuse it (fail closed), saying so
-            refused[student] = f"the submission could not be checked ({type(error).__name__}); not graded"
-    return refused
 
 
 def _collect_base() -> type:
