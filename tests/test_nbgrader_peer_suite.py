@@ -24,6 +24,7 @@ DELIBERATE_DIFFERENCES = {
     "test_side_effects": "files a student's kernel writes never come back into autograded/: the kernel works in a private folder of its own",
     "test_handle_failure": "a submitted notebook whose cells carry nbgrader ids the quiz does not have is graded as far as possible (those cells as ordinary cells) and flagged, not failed",
     "test_handle_failure_single_notebook": "the same, for one notebook of an assignment",
+    "test_missing_files": "an empty submission folder is flagged for review and makes autograde exit non-zero; nbgrader skips it with a warning",
 }
 """nbgrader tests the course fails on purpose, and why."""
 

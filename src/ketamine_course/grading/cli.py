@@ -42,6 +42,10 @@ def _self(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(line: str) -> None:
+    print(line, flush=True)  # shown as each submission is graded, also when the output goes to a pipe or a file
+
+
 def _class(args: argparse.Namespace) -> int:
     from .sandbox import SandboxUnavailable
 
@@ -56,7 +60,7 @@ def _class(args: argparse.Namespace) -> int:
         print(f"ketamine-grade: note: --jobs {args.jobs} is more than the {cores} core(s) this command may use; "
               f"it will not be faster than --jobs {cores} and needs more memory", file=sys.stderr)
     try:
-        results = grade_class(root, args.quiz, students=sorted(set(args.student)) if args.student else None, sandbox=False if args.unsandboxed else None,
+        results = grade_class(root, args.quiz, students=sorted(set(args.student)) if args.student else None, progress=_progress, sandbox=False if args.unsandboxed else None,
                               only_changed=args.changed, jobs=args.jobs)
     except (SandboxUnavailable, QuizNotInGradebook) as error:
         print(f"ketamine-grade: {error}", file=sys.stderr)
