@@ -279,7 +279,10 @@ def test_ctrl_c_stops_the_class_and_spoils_no_grade(mixed_class: Path, tmp_path:
         submit(course, QUIZ, f"more{number}", submission(QUIZ, solutions(QUIZ)))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter"), "TMPDIR": str(short_tmp)}
     command = [str(BIN / "ketamine-grade"), "class", QUIZ, "--jobs", "2"]
-    process = subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # as typed at a terminal: its own process group, SIGINT handled by default (a test run started in the background
+    # by a non-interactive shell inherits SIGINT ignored, which would make the command sail through Ctrl-C)
+    process = subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None
     first = process.stdout.readline()  # the first submission graded: the workers are busy with the next ones
     os.killpg(process.pid, signal.SIGINT)
