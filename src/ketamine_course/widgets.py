@@ -493,7 +493,35 @@ def _duration_options(duration_min: float) -> list[tuple[str, float]]:
     return options
 
 
-class PopulationExplorer(_Explorer):
+class _RegimenExplorer(_Explorer):
+    """An explorer driven by an IV regimen of ``data/labelled_doses.csv``: choosing one loads its dose and duration."""
+
+    regimen_dropdown: w.Dropdown
+    dose_slider: w.FloatSlider
+    duration_dropdown: w.Dropdown
+    _loading = False
+    """True while a regimen's dose and duration are being set, so that :meth:`update` runs once, afterwards."""
+
+    def update(self) -> None:
+        raise NotImplementedError
+
+    def _start(self, *controls: w.ValueWidget) -> None:
+        """Redraw when the regimen, dose, duration or ``controls`` change; show the chosen regimen now."""
+        self.regimen_dropdown.observe(lambda _change: self._load_regimen(), names="value")
+        _observe(self.update, self.dose_slider, self.duration_dropdown, *controls)
+        self._load_regimen()
+
+    def _load_regimen(self) -> None:
+        per_kg, duration = regimen_dose(dosing.regimen(self.regimen_dropdown.value))
+        self._loading = True
+        self.duration_dropdown.options = _duration_options(duration)
+        self.duration_dropdown.value = duration
+        self.dose_slider.value = per_kg
+        self._loading = False
+        self.update()
+
+
+class PopulationExplorer(_RegimenExplorer):
     """The same mg/kg dose in many simulated people: every curve, the median, a 90% band and where the peaks fall."""
 
     plot: _LivePlot
@@ -544,19 +572,7 @@ class PopulationExplorer(_Explorer):
         self._top: float | None = None
         self.widget = w.VBox([self.regimen_dropdown, self.dose_slider, self.duration_dropdown, self.people_slider, self.readout, *self.plot.parts, self.caveat])
         self.widget.add_class("t-population")
-        self._loading = False
-        self.regimen_dropdown.observe(lambda _c: self._load_regimen(), names="value")
-        _observe(self.update, self.dose_slider, self.duration_dropdown, self.people_slider)
-        self._load_regimen()
-
-    def _load_regimen(self) -> None:
-        per_kg, duration = regimen_dose(dosing.regimen(self.regimen_dropdown.value))
-        self._loading = True
-        self.duration_dropdown.options = _duration_options(duration)
-        self.duration_dropdown.value = duration
-        self.dose_slider.value = per_kg
-        self._loading = False
-        self.update()
+        self._start(self.people_slider)
 
     def simulate(self) -> tuple[Any, np.ndarray]:
         """The first n people of the seeded population and their curves (people x times)."""
@@ -607,7 +623,7 @@ class PopulationExplorer(_Explorer):
         return self.readout.value + "<br>" + self.caveat.value
 
 
-class ExposureTimeline(_Explorer):
+class ExposureTimeline(_RegimenExplorer):
     """Plasma concentration, NMDA occupancy and the concentration bands of one regimen on one time axis."""
 
     plot: _LivePlot
@@ -669,19 +685,7 @@ class ExposureTimeline(_Explorer):
         self.plot = _LivePlot(fig, "t-timeline-plot", [self.plasma, self.occ_racemic, self.occ_s, self.threshold_line, self.crossing])
         self.widget = w.VBox([self.regimen_dropdown, self.dose_slider, self.duration_dropdown, self.threshold_slider, self.readout, *self.plot.parts, self.caveat])
         self.widget.add_class("t-timeline")
-        self._loading = False
-        self.regimen_dropdown.observe(lambda _c: self._load_regimen(), names="value")
-        _observe(self.update, self.dose_slider, self.duration_dropdown, self.threshold_slider)
-        self._load_regimen()
-
-    def _load_regimen(self) -> None:
-        per_kg, duration = regimen_dose(dosing.regimen(self.regimen_dropdown.value))
-        self._loading = True
-        self.duration_dropdown.options = _duration_options(duration)
-        self.duration_dropdown.value = duration
-        self.dose_slider.value = per_kg
-        self._loading = False
-        self.update()
+        self._start(self.threshold_slider)
 
     def curves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Plasma (ng/mL) and occupancy fractions (racemic, S-ketamine) over ``time_h`` for the current inputs."""
