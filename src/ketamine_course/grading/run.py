@@ -213,10 +213,7 @@ def grade_class(
             progress(f"[{bar:<20}] {len(results)}/{len(students)} {shown}: {status} in {result.seconds:.1f} s")
 
     if len(students) < 2:  # one submission (self-grading, grade_here): in this process
-        _patient_sqlite()
-        api = _api(config)
-        for student_id in students:
-            report(_grade_one(api, config, root, quiz, student_id))
+        _grade_in_process(settings, quiz, students, report, config)
     else:  # a class: in worker processes (one for jobs=1), which Ctrl-C does not reach (see _start_worker)
         _grade_in_workers(settings, quiz, students, min(jobs, len(students)), report)
     order = {student_id: number for number, student_id in enumerate(students)}
@@ -303,6 +300,20 @@ def _patient_sqlite() -> None:
         event.listen(Engine, "connect", _wait_for_lock)
 
 
+def _grader(settings: _Settings, config: Any = None) -> tuple[Any, Any]:
+    """The configuration and nbgrader's API for grading in this process (gradebook writers made patient)."""
+    _patient_sqlite()
+    config = config if config is not None else settings.config()
+    return config, _api(config)
+
+
+def _grade_in_process(settings: _Settings, quiz: str, students: list[str], report: Callable[[SubmissionGrade], None], config: Any = None) -> None:
+    """Grade ``students`` one after another in this process, reporting each result."""
+    config, api = _grader(settings, config)
+    for student_id in students:
+        report(_grade_one(api, config, settings.root, quiz, student_id))
+
+
 _WORKER: dict[str, Any] = {}
 
 
@@ -314,15 +325,12 @@ def _start_worker(settings: _Settings, slots: Any, workers: int) -> None:
     limits) instead of having its kernel shut down mid-notebook (nbclient's
     own SIGINT handler) and the student's grade spoiled.
     """
-    import os
-
     from .sandbox import WORKER_SLOT_ENV
 
     os.setpgid(0, 0)
     os.environ[WORKER_SLOT_ENV] = f"{slots.get()}/{workers}"
-    _patient_sqlite()
-    config = settings.config()
-    _WORKER.update(config=config, api=_api(config), root=settings.root)
+    config, api = _grader(settings)
+    _WORKER.update(config=config, api=api, root=settings.root)
 
 
 def _grade_in_worker(quiz: str, student_id: str) -> SubmissionGrade:
@@ -369,11 +377,7 @@ def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], worke
         # a worker died (killed from outside, out of memory): grade what is left in this process, one at a time
         left = [student_id for student_id in students if student_id not in done]
         print(f"ketamine-grade: a grading worker stopped unexpectedly; grading the remaining {len(left)} in one process", file=sys.stderr)
-        _patient_sqlite()
-        config = settings.config()
-        api = _api(config)
-        for student_id in left:
-            report(_grade_one(api, config, settings.root, quiz, student_id))
+        _grade_in_process(settings, quiz, left, report)
 
 
 def _changed_since_graded(root: Path, quiz: str, student_id: str) -> bool:
