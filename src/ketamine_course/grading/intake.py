@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_tree", "SafeCollect", "Limits", "safe_copy_tree"]
+__all__ = ["printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_student_id_ok", "check_tree", "SafeCollect", "Limits", "safe_copy_tree"]
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 """A plain student id: letters, digits and ``. _ @ -``, at most 64 characters (a login name or an email address)."""
@@ -65,6 +65,15 @@ def check_student_id(student_id: str) -> str:
 
 MAX_DEPTH = 16
 """Folders nested deeper than this in a submission are refused (a quiz needs none)."""
+
+
+def check_student_id_ok(student_id: str) -> bool:
+    """Whether a student id is plain (see :data:`ketamine_course.grading.intake.STUDENT_ID`)."""
+    try:
+        check_student_id(student_id)
+    except SubmissionRefused:
+        return False
+    return True
 
 
 def check_tree(folder: Path, *, max_notebook_bytes: int = Limits.max_notebook_bytes, max_total_bytes: int = Limits.max_submission_bytes, max_files: int = Limits.max_submission_files) -> int:

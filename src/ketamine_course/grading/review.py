@@ -28,7 +28,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from .intake import SubmissionRefused, _configured_limits, check_student_id, check_tree, printable
+from .intake import SubmissionRefused, _configured_limits, check_student_id, check_student_id_ok, check_tree, printable
 
 __all__ = ["NOT_GRADED", "empty_submission_reason", "reason_in_words", "flag_for_review", "install_autograde_hooks"]
 
@@ -74,9 +74,7 @@ def flag_for_review(db_url: str, course_id: str, quiz: str, student_id: str, rea
     """
     from nbgrader.api import Gradebook, MissingEntry
 
-    try:
-        check_student_id(student_id)
-    except SubmissionRefused:
+    if not check_student_id_ok(student_id):
         return False
     with Gradebook(db_url, course_id) as gradebook:
         try:

@@ -25,7 +25,7 @@ import nbformat
 
 from .config import grading_config
 from .hidden import _grade_id
-from .intake import SubmissionRefused, _configured_limits, check_student_id, check_tree, printable
+from .intake import SubmissionRefused, _configured_limits, check_student_id, check_student_id_ok, check_tree, printable
 from .review import empty_submission_reason
 from .tamper import TamperFinding, read_report
 
@@ -387,15 +387,6 @@ def _changed_since_graded(root: Path, quiz: str, student_id: str) -> bool:
         return True
     newest = max((p.lstat().st_mtime for p in (root / "submitted" / student_id / quiz).rglob("*")), default=0.0)
     return newest > graded.lstat().st_mtime
-
-
-def check_student_id_ok(student_id: str) -> bool:
-    """Whether a student id is plain (see :data:`ketamine_course.grading.intake.STUDENT_ID`)."""
-    try:
-        check_student_id(student_id)
-    except SubmissionRefused:
-        return False
-    return True
 
 
 def summary_table(results: list[SubmissionGrade]) -> str:
