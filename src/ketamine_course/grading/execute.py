@@ -19,7 +19,7 @@ from traitlets import Bool, Float, Integer
 from .hidden import hidden_regions, judge_cell
 from .intake import Limits
 from .protocol import MAX_RECORD_CHARS, RECORD_MARKER
-from .sandbox import KernelCage, SandboxedKernelManager, SandboxLimits, require_sandbox
+from .sandbox import CagedKernelManager, KernelCage, SandboxLimits, kernel_start_failure, require_sandbox
 
 __all__ = ["BoundedExecute"]
 
@@ -85,11 +85,16 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
         try:
             self._cage.populate(Path(folder))
             metadata["path"] = str(self._cage.workdir)
-            if self.sandbox:
-                km = SandboxedKernelManager(
-                    cage=self._cage, kernel_name=self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "python3")
-                )
-            return super().preprocess(nb, resources, km=km)
+            if km is None:
+                km = CagedKernelManager(cage=self._cage, kernel_name=self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "python3"))
+            self._cells_started = False
+            try:
+                return super().preprocess(nb, resources, km=km)
+            except (RuntimeError, TimeoutError) as error:
+                tail = getattr(km, "error_tail", None)
+                if self._cells_started or tail is None:
+                    raise
+                raise kernel_start_failure(error, tail.text()) from error
         finally:
             self.timeout = self._cell_timeout
             metadata["path"] = folder
@@ -114,6 +119,7 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
             pass
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:
+        self._cells_started = True
         if cell.cell_type != "code":
             return cell, resources
         remaining = self._deadline - time.monotonic()

@@ -55,6 +55,9 @@ def reason_in_words(error: BaseException, quiz: str = "") -> str:
         return "the notebook file is not valid JSON (damaged or not a notebook); ask the student to download the quiz again, redo it and resubmit"
     if name == "ValidationError":
         return "the notebook does not follow the notebook format (damaged); ask the student to resubmit a notebook saved by JupyterLab"
+    if name == "KernelStartFailed":  # the machine's problem, not the submission's (or a module of the student's shadowing one)
+        return (f"{printable(error, 1200)}; if that names a file of the submission (a module of the student's named like one "
+                "the kernel needs), ask the student to rename it; otherwise fix the grading machine; then grade again")
     if name in ("UnresponsiveKernelError", "DeadKernelError"):
         return "the student's kernel stopped responding and could not be stopped; grade this submission by hand"
     if "No assignment with ID" in str(error):

@@ -17,12 +17,13 @@ kernel is launched through bubblewrap (``bwrap``) and sees:
 
 Limits hold for the **whole kernel**, all its processes together:
 
-* processes: ``RLIMIT_NPROC`` counted inside the kernel's own uid (plus a pids
-  cgroup where the grader may create one);
-* memory: a memory cgroup where the grader may create one (as root on this
-  course's machines); elsewhere a watchdog sums the resident memory of every
-  process of the kernel ten times a second and stops the kernel above the
-  limit (each process is also held by ``RLIMIT_AS``);
+* processes: ``RLIMIT_NPROC`` counted inside the kernel's own uid, plus a pids
+  limit in the kernel's cgroup where the host gives the grader one
+  (:mod:`.cgroups`: cgroup v2, a systemd user scope, or cgroup v1);
+* memory: the memory limit of the kernel's cgroup, where there is one;
+  elsewhere a watchdog sums the resident memory of every process of the
+  kernel ten times a second and stops the kernel above the limit (each
+  process is also held by ``RLIMIT_AS``);
 * disk: the working folder lives on disk in the kernel's private folder; the
   watchdog stops the kernel when it, with any file the kernel keeps open but
   no folder shows (memfd, deleted files), exceeds the limit (each file is also
@@ -32,16 +33,20 @@ Limits hold for the **whole kernel**, all its processes together:
 
 When its notebook is done (or a limit is hit) every process of the kernel is
 killed, its cgroups and its private folder are removed. The kernel talks to
-the grader over Unix sockets in that private folder.
+the grader over Unix sockets in that private folder; the last lines it writes
+to its error output are kept (in memory, bounded), so a kernel that cannot
+start says why.
+
+The course, its environment and the temporary folder may live anywhere,
+``/tmp`` included: the kernel's own ``/tmp`` is mounted first and everything
+the kernel must see is bound over it.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import shlex
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -54,7 +59,12 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-__all__ = ["SandboxLimits", "SandboxUnavailable", "sandbox_missing", "require_sandbox", "KernelCage", "SandboxedKernelManager", "sandbox_argv"]
+from .cgroups import KernelCgroup, kernel_cgroup
+
+__all__ = [
+    "SandboxLimits", "SandboxUnavailable", "sandbox_missing", "require_sandbox", "in_kubernetes", "KernelCage", "CagedKernelManager",
+    "KernelStartFailed", "ErrorTail", "sandbox_argv",
+]
 
 NOBODY_GID = 65534
 FIRST_SANDBOX_UID = 200_000
@@ -145,25 +155,74 @@ def _tools() -> tuple[str, ...]:
     return ("bwrap", "prlimit", "setpriv") if _is_root() else ("bwrap", "prlimit")
 
 
+def in_kubernetes() -> bool:
+    """Whether this process runs in a Kubernetes pod (Zero to JupyterHub)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) or Path("/var/run/secrets/kubernetes.io").is_dir()
+
+
+def _namespace_args(in_user_namespace: bool) -> list[str]:
+    """The namespaces of a cage: a user namespace for a grader that is not root, and always pid, ipc, network and hostname."""
+    argv = []
+    if in_user_namespace:
+        argv += ["--unshare-user", "--uid", str(SANDBOX_UID_IN_NAMESPACE), "--gid", str(SANDBOX_UID_IN_NAMESPACE)]
+    return argv + ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+
+
+def _system_binds() -> list[str]:
+    """The operating system, read-only: ``/usr``, ``/etc`` and the top-level links or folders into them."""
+    argv = []
+    for top in ("/usr", "/etc"):
+        argv += ["--ro-bind", top, top]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        path = Path(top)
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(top), top]
+        elif path.is_dir():
+            argv += ["--ro-bind", top, top]
+    return argv
+
+
+def _drop_to_uid(uid: int) -> list[str]:
+    """As root: the rest of the command as ``uid``, with no groups, capabilities or way back (``setpriv``)."""
+    return [
+        shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={NOBODY_GID}", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+    ]
+
+
 @functools.lru_cache(maxsize=1)
-def _user_namespace_problem() -> str | None:
-    """Why bubblewrap cannot make a user namespace here, or None when it can."""
+def _cage_problem() -> str | None:
+    """Why bubblewrap cannot start a cage like a kernel's here, in its own words, or None when it can.
+
+    The probe has the kernel cage's namespaces and mounts (a new ``/proc``
+    included, which a container's masked ``/proc`` forbids), so a host that
+    passes it can start a graded kernel.
+    """
+    argv = ["bwrap", "--die-with-parent", *_namespace_args(not _is_root()), *_system_binds(),
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--"]
+    if _is_root():
+        argv += _drop_to_uid(FIRST_SANDBOX_UID)
     try:
-        result = subprocess.run(
-            ["bwrap", "--unshare-user", "--uid", str(SANDBOX_UID_IN_NAMESPACE), "--ro-bind", "/", "/", "--", "/bin/true"],
-            capture_output=True, text=True, timeout=20,
-        )
+        result = subprocess.run([*argv, "/bin/true"], capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"})
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
-    return None if result.returncode == 0 else (result.stderr.strip() or f"bwrap exited with {result.returncode}")
+    return None if result.returncode == 0 else (result.stderr.strip()[-500:] or f"bwrap exited with {result.returncode}")
+
+
+CAGE = "a working cage"
+"""What :func:`sandbox_missing` lists when the tools are there but bubblewrap cannot start a cage."""
 
 
 def sandbox_missing() -> list[str]:
     """What this machine lacks to sandbox grading as the current user (empty when it can)."""
     missing = [tool for tool in _tools() if shutil.which(tool) is None]
-    if not missing and not _is_root() and _user_namespace_problem():
-        missing.append("user namespaces")
+    if not missing and _cage_problem():
+        missing.append(CAGE)
     return missing
+
+
+_OPT_OUT = ("only for code you trust, opt out explicitly (ketamine-grade class --unsandboxed, "
+            "or c.BoundedExecute.sandbox = False in nbgrader_config.py).")
 
 
 def require_sandbox() -> None:
@@ -171,97 +230,31 @@ def require_sandbox() -> None:
     missing = sandbox_missing()
     if not missing:
         return
-    if missing == ["user namespaces"]:
+    if missing != [CAGE]:
         raise SandboxUnavailable(
-            f"cannot isolate student code: this machine does not let a normal user create a user namespace "
-            f"(bubblewrap said: {_user_namespace_problem()}). Ask the administrator to allow them "
-            "(sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0, or on Ubuntu an AppArmor profile "
-            "for bwrap), or grade as root; only for code you trust, opt out (ketamine-grade class --unsandboxed, "
-            "or c.BoundedExecute.sandbox = False in nbgrader_config.py)."
+            f"cannot isolate student code: {', '.join(missing)} not found. Install bubblewrap "
+            "(Debian: apt-get install bubblewrap; setpriv and prlimit come with util-linux), or, " + _OPT_OUT
+        )
+    said = _cage_problem()
+    if in_kubernetes():
+        raise SandboxUnavailable(
+            f"cannot isolate student code: this pod does not let bubblewrap start a cage (bubblewrap said: {said}). "
+            "The instructor's pod needs unprivileged user namespaces on its node (user.max_user_namespaces > 0) and, in its "
+            "container's securityContext: seccompProfile type Unconfined (or a Localhost profile that allows unshare, mount "
+            "and pivot_root), appArmorProfile type Unconfined on AppArmor nodes, and procMount: Unmasked with the pod's "
+            "hostUsers: false (README.md, 'Zero to JupyterHub'). Nothing was graded; or, " + _OPT_OUT
+        )
+    if not _is_root():
+        raise SandboxUnavailable(
+            f"cannot isolate student code: this machine does not let a normal user start bubblewrap's cage "
+            f"(bubblewrap said: {said}). Ask the administrator to allow unprivileged user namespaces "
+            "(sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0, or on Ubuntu 24.04 an AppArmor "
+            "profile for bwrap), or grade as root; or, " + _OPT_OUT
         )
     raise SandboxUnavailable(
-        f"cannot isolate student code: {', '.join(missing)} not found. Install bubblewrap "
-        "(Debian: apt-get install bubblewrap; setpriv and prlimit come with util-linux), "
-        "or, only for code you trust, opt out explicitly (ketamine-grade --unsandboxed, "
-        "or c.BoundedExecute.sandbox = False in nbgrader_config.py)."
+        f"cannot isolate student code: bubblewrap cannot start a cage here, even as root (bubblewrap said: {said}); "
+        "in a container, it needs CAP_SYS_ADMIN or user namespaces, and an unmasked /proc; or, " + _OPT_OUT
     )
-
-
-# --------------------------------------------------------------------------
-# cgroups: hard memory and process limits for the whole kernel, where allowed
-# --------------------------------------------------------------------------
-
-
-def _own_cgroup_v1(controller: str) -> Path | None:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if controller in controllers.split(","):
-            folder = Path("/sys/fs/cgroup") / controller / path.lstrip("/")
-            return folder if folder.is_dir() and os.access(folder, os.W_OK) else None
-    return None
-
-
-class _Cgroups:
-    """A memory and a pids cgroup (v1) for one kernel, or nothing where this process may not make them."""
-
-    def __init__(self, name: str, limits: SandboxLimits) -> None:
-        self.folders: dict[str, Path] = {}
-        for controller in ("memory", "pids"):
-            parent = _own_cgroup_v1(controller)
-            if parent is None:
-                continue
-            folder = parent / name
-            try:
-                folder.mkdir()
-                if controller == "memory":
-                    (folder / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
-                    swap = folder / "memory.memsw.limit_in_bytes"
-                    if swap.exists():
-                        swap.write_text(str(limits.memory_bytes))
-                else:
-                    (folder / "pids.max").write_text(str(limits.processes))
-            except OSError:
-                shutil.rmtree(folder, ignore_errors=True) if folder.exists() and not any(folder.iterdir()) else None
-                continue
-            self.folders[controller] = folder
-
-    @property
-    def limits_memory(self) -> bool:
-        return "memory" in self.folders
-
-    def enter_command(self) -> list[str]:
-        """A shell prefix that moves itself into the cgroups, then runs the rest of the command."""
-        if not self.folders:
-            return []
-        moves = " && ".join(f"echo $$ > {shlex.quote(str(f / 'cgroup.procs'))}" for f in self.folders.values())
-        return ["/bin/sh", "-c", f'{moves} && exec "$@"', "sh"]
-
-    def hit_memory_limit(self) -> bool:
-        folder = self.folders.get("memory")
-        try:
-            return folder is not None and int((folder / "memory.failcnt").read_text()) > 0
-        except (OSError, ValueError):
-            return False
-
-    def kill_and_remove(self) -> None:
-        for folder in self.folders.values():
-            for _ in range(50):
-                try:
-                    pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
-                except OSError:
-                    break
-                if not pids:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-                time.sleep(0.02)
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
 
 
 # --------------------------------------------------------------------------
@@ -351,7 +344,7 @@ class KernelCage:
         self.private = Path(tempfile.mkdtemp(prefix="ketamine-kernel-", dir=private_folder_base()))
         self.workdir, self.run = self.private / "work", self.private / "run"
         self.uid = FIRST_SANDBOX_UID + sandbox_uid_offset() if _is_root() and sandboxed else None
-        self.cgroups = _Cgroups(self.private.name, limits) if sandboxed else None
+        self.cgroups: KernelCgroup | None = kernel_cgroup(self.private.name, limits.memory_bytes, limits.processes) if sandboxed else None
         self.stopped: str | None = None
         self._pid: int | None = None
         self._watch: threading.Thread | None = None
@@ -378,7 +371,7 @@ class KernelCage:
             os.chown(path, self.uid, NOBODY_GID)
 
     def watch(self, pid: int) -> None:
-        """Start the watchdog on the kernel's outermost process (bwrap)."""
+        """Start the watchdog on the kernel's outermost process (bwrap, or the kernel itself unsandboxed)."""
         self._pid = pid
         self._watch = threading.Thread(target=self._run_watch, name=f"watch-{pid}", daemon=True)
         self._watch.start()
@@ -397,6 +390,8 @@ class KernelCage:
                 processes = [root, *root.children(recursive=True)]
             except psutil.Error:
                 processes = []
+            if self.cgroups is not None and self._pid is not None:
+                self.cgroups.running(self._pid)
             unlinked = _unlinked_bytes([p.pid for p in processes])
             if used + unlinked > self.limits.disk_bytes:
                 reason = f"it wrote more than {self.limits.disk_bytes / 1024**2:g} MB"
@@ -477,21 +472,18 @@ def _course_package_binds() -> tuple[list[str], dict[str, str]]:
 
 
 def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
-    """Wrap a kernel command in bwrap + prlimit (+ setpriv to the cage's uid, as root)."""
+    """Wrap a kernel command in bwrap + prlimit (+ setpriv to the cage's uid, as root), entered through its cgroup.
+
+    Mounts apply in the order given: the kernel's own ``/tmp`` (a sized tmpfs)
+    comes before everything bound into the cage, so an environment, a course
+    or a temporary folder under the host's ``/tmp`` still shows through.
+    """
     limits = cage.limits
-    argv = ["bwrap", "--die-with-parent", "--new-session"]
-    if cage.uid is None:
-        argv += ["--unshare-user", "--uid", str(SANDBOX_UID_IN_NAMESPACE), "--gid", str(SANDBOX_UID_IN_NAMESPACE)]
-    argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
-    for top in ("/usr", "/etc"):
-        argv += ["--ro-bind", top, top]
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        path = Path(top)
-        if path.is_symlink():
-            argv += ["--symlink", os.readlink(top), top]
-        elif path.is_dir():
-            argv += ["--ro-bind", top, top]
+    argv = ["bwrap", "--die-with-parent", "--new-session", *_namespace_args(cage.uid is None), *_system_binds()]
     argv += ["--proc", "/proc", "--dev", "/dev"]
+    # /tmp and /dev/shm: tmpfs of a fixed size (memory the kernel cannot grow past), mounted first
+    argv += ["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/tmp"]
+    argv += ["--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
     made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
 
     def parents(path: str) -> list[str]:
@@ -508,10 +500,7 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
             argv += parents(prefix) + ["--ro-bind", prefix, prefix]
     package_binds, environment = _course_package_binds()
     argv += parents(f"{PACKAGE_MOUNT}/lib/x") + package_binds
-    # /tmp and /dev/shm: tmpfs of a fixed size (memory the kernel cannot grow past); Jupyter's and nbgrader's
-    # configuration folders of the environment and the machine: hidden behind empty read-only folders
-    argv += ["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/tmp"]
-    argv += ["--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
+    # Jupyter's and nbgrader's configuration folders of the environment and the machine: hidden behind empty read-only folders
     for config in (Path(sys.prefix) / "etc" / "jupyter", Path("/etc/jupyter"), Path("/usr/local/etc/jupyter")):
         if config.is_dir():
             argv += ["--tmpfs", str(config), "--remount-ro", str(config)]
@@ -550,45 +539,97 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
         "--",
     ]
     if cage.uid is not None:
-        argv += [
-            shutil.which("setpriv") or "setpriv",
-            f"--reuid={cage.uid}",
-            f"--regid={NOBODY_GID}",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--no-new-privs",
-            "--",
-        ]
+        argv += _drop_to_uid(cage.uid)
     cgroup_prefix = cage.cgroups.enter_command() if cage.cgroups is not None else []
     return cgroup_prefix + argv + list(command)
 
 
-class SandboxedKernelManager(AsyncKernelManager):
-    """Launches the kernel inside its cage and talks to it over Unix sockets in the cage's private folder."""
+class KernelStartFailed(RuntimeError):
+    """The kernel died before it answered; the message holds its last lines of error output."""
+
+
+class ErrorTail:
+    """The last lines a process writes to its error output, read from a pipe in a thread, at most ``max_bytes`` kept.
+
+    The pipe is always drained, so a process writing without end never blocks
+    on it, and nothing it writes reaches the disk.
+    """
+
+    def __init__(self, max_bytes: int = 4096) -> None:
+        self.max_bytes = max_bytes
+        self._kept = b""
+        self._read_end, self.write_end = os.pipe()
+        self._thread = threading.Thread(target=self._drain, name="kernel-stderr", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._read_end, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self._kept = (self._kept + chunk)[-self.max_bytes:]
+        os.close(self._read_end)
+
+    def started(self) -> None:
+        """The process has its copy of the write end: close ours, so the pipe ends when the process does."""
+        if self.write_end >= 0:
+            os.close(self.write_end)
+            self.write_end = -1
+
+    def text(self, lines: int = 8, wait_s: float = 1.0) -> str:
+        """The last ``lines`` lines, printable (what a kernel writes is the student's), once the process has ended."""
+        from .intake import printable
+
+        self.started()
+        self._thread.join(timeout=wait_s)
+        kept = self._kept.decode("utf-8", "replace").splitlines()
+        shown = [printable(line, 300) for line in kept if line.strip()][-lines:]
+        return " | ".join(shown)
+
+
+def kernel_start_failure(error: BaseException, tail: str) -> KernelStartFailed:
+    """The error for a kernel that died before it answered, in words, with what it said last."""
+    said = f"; its last words: {tail}" if tail else " (it wrote nothing to its error output)"
+    return KernelStartFailed(f"the grading kernel could not start ({type(error).__name__}: {error}){said}")
+
+
+class CagedKernelManager(AsyncKernelManager):
+    """Launches the kernel in its cage's private folder (inside bubblewrap when sandboxed), keeping its last error lines."""
 
     def __init__(self, cage: KernelCage, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cage = cage
-        self.transport = "ipc"
-        self.ip = str(cage.run / "kernel")
-        self.connection_file = str(cage.run / "connection.json")
-        if self.kernel_spec is not None:
-            # signals would reach bwrap, not the kernel: interrupt through the control channel
-            self.kernel_spec.interrupt_mode = "message"
+        self.error_tail: ErrorTail | None = None
+        if cage.sandboxed:
+            self.transport = "ipc"
+            self.ip = str(cage.run / "kernel")
+            self.connection_file = str(cage.run / "connection.json")
+            if self.kernel_spec is not None:
+                # signals would reach bwrap, not the kernel: interrupt through the control channel
+                self.kernel_spec.interrupt_mode = "message"
 
     def write_connection_file(self, **kwargs: Any) -> None:
         super().write_connection_file(**kwargs)
-        self.cage.own(Path(self.connection_file))
+        if self.cage.sandboxed:
+            self.cage.own(Path(self.connection_file))
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kwargs: Any) -> None:
-        # the kernel's own start-up chatter is not the grader's business
+        # the kernel's start-up chatter is not shown, but its last lines are kept: a kernel that dies says why
+        self.error_tail = ErrorTail()
         kwargs.setdefault("stdout", subprocess.DEVNULL)
-        kwargs.setdefault("stderr", subprocess.DEVNULL)
-        await super()._async_launch_kernel(kernel_cmd, **kwargs)
+        kwargs["stderr"] = self.error_tail.write_end
+        try:
+            await super()._async_launch_kernel(kernel_cmd, **kwargs)
+        finally:
+            self.error_tail.started()
         process = getattr(self.provisioner, "process", None)
         if process is not None:
             self.cage.watch(process.pid)
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        return sandbox_argv(super().format_kernel_cmd(extra_arguments), self.cage)
+        command = super().format_kernel_cmd(extra_arguments)
+        return sandbox_argv(command, self.cage) if self.cage.sandboxed else command
+
