@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_FOR_PYPI = {"matplotlib-base": "matplotlib"}
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # once: CI runs these on the system Python only
 
 
 def _binder_packages() -> list[str]:

@@ -41,7 +41,7 @@ from ketamine_course.lesson import UNITS, cited_ids
 from ketamine_course.quiz import SLIPS
 from ketamine_course.widgets import format_number
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # once: CI runs these on the system Python only
 
 SCREENSHOTS = ROOT / "reports" / "browser"
 EXPECT_TIMEOUT_MS = 20_000

@@ -27,7 +27,7 @@ from browser_helpers import CHROMIUM, CHROMIUM_ARGS, _free_port, browser_missing
 from conftest import sandbox_or_skip
 from grading_helpers import HTML_OUTPUTS, ROOT, make_course, solutions, submission, submit, with_hostile_cells
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # once: CI runs these on the system Python only
 QUIZ = "quiz01_history"
 
 

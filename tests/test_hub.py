@@ -36,7 +36,7 @@ from browser_helpers import browser_missing, clone_course, open_browser
 from conftest import sandbox_or_skip
 from grading_helpers import ROOT, hidden_lines, page_text, question_points, solutions, wrong
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # once: CI runs these on the system Python only
 QUIZ = "quiz01_history"
 COURSE_ID = "ketamine-course"
 INSTRUCTOR = "kchteach"

@@ -149,6 +149,7 @@ def _notebook(path: Path, *cells: Any) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.once
 @pytest.mark.parametrize(("code", "message"), [("1 / 0", "a cell failed"), ("import sys; print('careful', file=sys.stderr)", "wrote to stderr")])
 def test_a_cell_error_or_stderr_output_fails_the_build(tmp_path: Path, code: str, message: str) -> None:
     import nbformat
@@ -161,6 +162,7 @@ def test_a_cell_error_or_stderr_output_fails_the_build(tmp_path: Path, code: str
 
 
 @pytest.mark.slow
+@pytest.mark.once
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")  # Sphinx's notices to MyST, in-process
 def test_a_sphinx_warning_fails_the_build(tmp_path: Path) -> None:
     import nbformat
