@@ -12,14 +12,12 @@ aborted and recorded, and console errors recorded.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -92,7 +90,76 @@ def git_status(folder: Path) -> list[str]:
 PRINTED_URL = re.compile(r"(http://127\.0\.0\.1:(\d+)(/\S*?)\?token=([0-9a-f]+))")
 
 
-class JupyterLab:
+class _Server:
+    """A JupyterLab started as a process group, ready once ``/api/status`` answers; stopped with its whole group."""
+
+    what = "JupyterLab"
+
+    def __init__(self, log_path: Path, start_timeout_s: float) -> None:
+        self.log_path = log_path
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.token = ""
+
+    def _start(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
+        if os.geteuid() == 0:  # JupyterLab refuses root unless asked (CI's root steps)
+            command = [*command, "--allow-root"]
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _address(self) -> bool:
+        """Whether the port and token are known (a subclass may read them from the log)."""
+        return bool(self.port)
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.what} exited with {self.process.returncode}:\n{self.log_tail()}")
+            if self._address():
+                request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/status", headers={"Authorization": f"token {self.token}"})
+                try:
+                    with urllib.request.urlopen(request, timeout=2) as response:
+                        if response.status == 200:
+                            return
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.what} did not answer within {self.start_timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def url(self, path: str) -> str:
+        """The address that opens ``path`` (relative to the served folder) in a reset workspace."""
+        return f"http://127.0.0.1:{self.port}/lab/tree/{quote(path)}?reset&token={self.token}"
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, 15)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, 9)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=15)
+
+
+class JupyterLab(_Server):
     """The course opened exactly as the README says, ``./course open --no-browser``, in a fresh clone.
 
     The learner's HOME is a new empty folder. The server, its root (the
@@ -102,195 +169,61 @@ class JupyterLab:
     fresh workspace.
     """
 
+    what = "./course open"
+
     def __init__(self, workdir: Path, start_timeout_s: float = 90.0) -> None:
+        super().__init__(workdir / "course-open.log", start_timeout_s)
         self.workdir = workdir
         self.clone = workdir / "ketamine-course"
         self.course = self.clone / "work"  # what the server serves
         self.home = workdir / "home"
-        self.start_timeout_s = start_timeout_s
-        self.log_path = workdir / "course-open.log"
-        self.process: subprocess.Popen[bytes] | None = None
         self.printed_url = ""
-        self.port = 0
-        self.token = ""
 
     def _environment(self) -> dict[str, str]:
         self.home.mkdir()
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON", "PYTHON", "VIRTUAL_ENV"))}
         return {**keep, "HOME": str(self.home)}
 
+    def _address(self) -> bool:
+        printed = PRINTED_URL.search(self.log_path.read_text(errors="replace"))
+        if printed:
+            self.printed_url, self.port, self.token = printed.group(1), int(printed.group(2)), printed.group(4)
+        return bool(printed)
+
     def __enter__(self) -> JupyterLab:
         clone_course(self.clone)
-        command = ["./course", "open", "--no-browser"]
-        if os.geteuid() == 0:  # the README: JupyterLab refuses root unless asked
-            command.append("--allow-root")
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, cwd=self.clone, env=self._environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
+        self._start(["./course", "open", "--no-browser"], self.clone, self._environment())
         return self
 
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"./course open exited with {self.process.returncode}:\n{self.log_tail()}")
-            printed = PRINTED_URL.search(self.log_path.read_text(errors="replace"))
-            if printed:
-                self.printed_url, self.port, self.token = printed.group(1), int(printed.group(2)), printed.group(4)
-                status = f"http://127.0.0.1:{self.port}/api/status"
-                request = urllib.request.Request(status, headers={"Authorization": f"token {self.token}"})
-                try:
-                    with urllib.request.urlopen(request, timeout=2) as response:
-                        if response.status == 200:
-                            return
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    pass
-            time.sleep(0.1)
-        raise TimeoutError(f"./course open printed no working URL within {self.start_timeout_s:.0f} s:\n{self.log_tail()}")
 
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+class BinderLab(_Server):
+    """JupyterLab as Binder starts it: in the repository postBuild ran in (which is HOME), from Binder's environment.
 
-    def url(self, path: str) -> str:
-        """The address that opens ``path`` (relative to the learner's ``work/``) in a reset workspace."""
-        return f"http://127.0.0.1:{self.port}/lab/tree/{quote(path)}?reset&token={self.token}"
+    Only what any launcher passes (address, port, token) is given on the
+    command line; everything else (no news, no instructor tools) must come
+    from what ``postBuild`` set up. ``env`` is the learner's environment
+    (Binder has no bubblewrap: the caller's PATH lacks it).
+    """
 
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, 15)
-            self.process.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.process.pid, 9)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=15)
+    what = "Binder's JupyterLab"
 
+    def __init__(self, repo: Path, python: str, env: dict[str, str], log_path: Path, start_timeout_s: float = 90.0) -> None:
+        super().__init__(log_path, start_timeout_s)
+        self.repo, self.python, self.env = repo, python, env
+        self.course = repo
 
-# What a copy of the course for another environment's JupyterLab needs: the lessons, the student quizzes, the nbgrader config.
-COURSE_PARTS = ("notebooks", "release", "nbgrader_config.py")
+    def __enter__(self) -> BinderLab:
+        self.port, self.token = _free_port(), secrets.token_hex(24)
+        command = [self.python, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
+                   "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.repo}"]
+        self._start(command, self.repo, self.env)
+        return self
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-class BinderLab:
-    """A JupyterLab of another environment (Binder's) over a temporary copy of the course, configured as Binder's is.
-
-    Use as a context manager; ``url(path)`` opens a file in a fresh workspace.
-    """
-
-    def __init__(self, workdir: Path, start_timeout_s: float = 90.0, python: str = sys.executable) -> None:
-        self.python = python  # the environment JupyterLab runs from (another one: the Binder test)
-        self.workdir = workdir
-        self.course = workdir / "course"
-        self.port = _free_port()
-        self.token = secrets.token_hex(24)
-        self.start_timeout_s = start_timeout_s
-        self.log_path = workdir / "jupyterlab.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def _prepare(self) -> dict[str, str]:
-        self.course.mkdir(parents=True)
-        for part in COURSE_PARTS:
-            source = ROOT / part
-            if source.is_dir():
-                shutil.copytree(source, self.course / part, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-            else:
-                shutil.copy2(source, self.course / part)
-        home = {name: self.workdir / name for name in ("config", "settings", "workspaces", "data", "runtime", "ipython")}
-        for folder in home.values():
-            folder.mkdir()
-        # No news pop-up over the page, and no request for it.
-        news = home["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-        news.parent.mkdir(parents=True)
-        news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-        bin_dir = str(Path(self.python).parent)
-        return {
-            **os.environ,
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "JUPYTER_CONFIG_DIR": str(home["config"]),
-            "JUPYTERLAB_SETTINGS_DIR": str(home["settings"]),
-            "JUPYTERLAB_WORKSPACES_DIR": str(home["workspaces"]),
-            "JUPYTER_DATA_DIR": str(home["data"]),
-            "JUPYTER_RUNTIME_DIR": str(home["runtime"]),
-            "IPYTHONDIR": str(home["ipython"]),
-            "JUPYTER_PLATFORM_DIRS": "1",
-        }
-
-    def __enter__(self) -> BinderLab:
-        env = self._prepare()
-        command = [
-            self.python, "-m", "jupyter", "lab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.course}",
-            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ]
-        if os.geteuid() == 0:  # CI containers run as root
-            command.append("--allow-root")
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, cwd=self.course, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.start_timeout_s
-        status = f"http://127.0.0.1:{self.port}/api/status"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {self.process.returncode}:\n{self.log_tail()}")
-            request = urllib.request.Request(status, headers={"Authorization": f"token {self.token}"})
-            try:
-                with urllib.request.urlopen(request, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"JupyterLab did not answer within {self.start_timeout_s:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def url(self, path: str) -> str:
-        """The address that opens ``path`` (relative to the course copy) in a reset workspace."""
-        return f"http://127.0.0.1:{self.port}/lab/tree/{quote(path)}?reset&token={self.token}"
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, 15)
-            self.process.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.process.pid, 9)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=15)
 
 
 @dataclass
@@ -351,7 +284,7 @@ ALL_CELLS_RUN = f"""() => {{
 }}"""
 
 
-def open_notebook(page: Any, lab: JupyterLab, path: str, timeout_ms: float = 60_000) -> None:
+def open_notebook(page: Any, lab: _Server, path: str, timeout_ms: float = 60_000) -> None:
     """Open ``path`` fresh and wait until its kernel is started and idle."""
     page.goto(lab.url(path))
     page.locator(".jp-NotebookPanel").first.wait_for(timeout=timeout_ms)

@@ -1,27 +1,36 @@
-"""Binder's build as repo2docker runs it: environment.yml's packages, then ``postBuild``, then the learner's JupyterLab.
+"""Binder as a learner meets it: environment.yml's packages, ``postBuild``, JupyterLab, and a quiz graded there.
 
 repo2docker itself (and conda-forge) cannot run here, so the environment is a
 fresh virtual environment with the packages environment.yml names, at the
 lock's versions; ``postBuild`` then runs unchanged, from a copy of the files
-git tracks (what Binder clones), with that environment first on PATH and a
-fresh home folder. The learner's view is then checked in Chromium.
+git tracks (what Binder clones), with that environment first on PATH. As on
+Binder, the repository is the home folder, there is no bubblewrap, and
+nothing the test sets stands in for what ``postBuild`` must do (no settings
+of the test's own, no Jupyter variables). The learner's view is then checked
+in Chromium, and a learner's saved quiz is graded with its own grade cell
+and with ``ketamine-grade self`` from a terminal: the installed package (not
+the checkout) grades it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 import yaml
 
+from grading_helpers import question_points, solutions, submission
+from places import path_without, tracked_copy
+
 ROOT = Path(__file__).resolve().parents[1]
+QUIZ = "quiz01_history"
 CONDA_FOR_PYPI = {"matplotlib-base": "matplotlib"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.once]  # once: CI runs these on the system Python only
@@ -34,29 +43,18 @@ def _binder_packages() -> list[str]:
     return [CONDA_FOR_PYPI.get(name, name) for name in names if name not in ("python", "pip")]
 
 
-def _tracked_copy(target: Path) -> Path:
-    """The repository's tracked files (what Binder clones), copied to ``target``."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
-
-
-def _environment(env: Path, home: Path) -> dict[str, str]:
-    # Not the test run's own environment or Jupyter folders; pip's settings (index, certificates) stay.
-    variables = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith("JUPYTER")}
-    return {**variables, "PATH": f"{env / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home), "JUPYTER_PLATFORM_DIRS": "1"}
+def _environment(env: Path, repo: Path, no_bwrap: str) -> dict[str, str]:
+    """Binder's: its environment first on PATH, no bubblewrap, the repository as HOME; none of the test run's Python or Jupyter settings."""
+    variables = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith(("JUPYTER", "IPYTHON"))}
+    return {**variables, "PATH": f"{env / 'bin'}{os.pathsep}{no_bwrap}", "HOME": str(repo)}
 
 
 @pytest.fixture(scope="module")
 def binder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """environment.yml's packages in a fresh environment, then postBuild run in a copy of the repository."""
     work = tmp_path_factory.mktemp("binder")
-    env, home, repo = work / "env", work / "home", _tracked_copy(work / "repo")
-    home.mkdir()
+    env, repo = work / "env", tracked_copy(work / "repo")
+    environment = _environment(env, repo, path_without(work / "bin", "bwrap"))
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
     installed = subprocess.run(
         [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
@@ -64,8 +62,8 @@ def binder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         capture_output=True, text=True, check=False,
     )
     assert installed.returncode == 0, installed.stderr[-3000:]
-    run = subprocess.run(["bash", "postBuild"], cwd=repo, env=_environment(env, home), capture_output=True, text=True, timeout=600, check=False)
-    return {"env": env, "home": home, "repo": repo, "run": run}
+    run = subprocess.run(["bash", "postBuild"], cwd=repo, env=environment, capture_output=True, text=True, timeout=600, check=False)
+    return {"env": env, "repo": repo, "run": run, "environment": environment, "work": work}
 
 
 def test_postbuild_succeeds_quietly_with_no_traceback(binder: dict[str, Any]) -> None:
@@ -83,7 +81,7 @@ def test_postbuild_check_fails_loudly_when_the_learner_view_is_not_in_place(bind
     assert check, "postBuild checks the learner's view"
     run = subprocess.run(
         [str(binder["env"] / "bin" / "python"), "-", "formgrader", "renamed-tool"],
-        input=check.group(1), env=_environment(binder["env"], binder["home"]), capture_output=True, text=True, check=False,
+        input=check.group(1), env=binder["environment"], capture_output=True, text=True, check=False,
     )
     assert run.returncode != 0
     assert "nbgrader has no JupyterLab plugin @jupyter/nbgrader:renamed-tool" in run.stderr
@@ -99,7 +97,7 @@ def learner_lab(binder: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
         pytest.fail(f"browser tests must run in CI: {missing}")
     if missing:
         pytest.skip(missing)
-    with BinderLab(tmp_path, python=str(binder["env"] / "bin" / "python")) as lab:
+    with BinderLab(binder["repo"], str(binder["env"] / "bin" / "python"), binder["environment"], tmp_path / "binder-lab.log") as lab:
         yield lab
 
 
@@ -120,4 +118,42 @@ def test_binder_opens_the_start_page_with_only_the_learner_tools(learner_lab: An
         # the learner's view of ./course open: no nbgrader menu (so no Formgrader) and no Assignments tab
         expect(page.locator("#jp-menu-panel").get_by_role("menuitem", name="Nbgrader", exact=True)).to_have_count(0)
         expect(page.locator("[title*='Create Assignment'], [title*='Assignments'], [title*='Formgrader']")).to_have_count(0)
+        assert not watch.problems(), "\n".join(watch.problems())
+
+
+def _save_answers(binder: dict[str, Any]) -> Path:
+    """The learner's answers to quiz 1, saved in the quiz the repository holds (where Binder's learner answers it)."""
+    quiz = binder["repo"] / "release" / QUIZ / f"{QUIZ}.ipynb"
+    nbformat.write(submission(QUIZ, solutions(QUIZ)), quiz)
+    return quiz
+
+
+def test_binder_grades_a_quiz_from_a_terminal_with_the_installed_package(binder: dict[str, Any]) -> None:
+    _save_answers(binder)
+    where = subprocess.run([str(binder["env"] / "bin" / "python"), "-c", "import ketamine_course; print(ketamine_course.__file__)"],
+                           cwd=binder["repo"], env=binder["environment"], capture_output=True, text=True, check=True).stdout
+    assert Path(where.strip()).is_relative_to(binder["env"]), "postBuild installs the package; the checkout is not on the path"
+    run = subprocess.run(["ketamine-grade", "self", QUIZ], cwd=binder["repo"], env=binder["environment"],
+                         capture_output=True, text=True, timeout=600, check=False)
+    total = sum(question_points(QUIZ).values())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{QUIZ}: {total} / {total} points" in run.stdout, run.stdout + run.stderr
+    assert "graded without the sandbox" in run.stderr, "Binder has no bubblewrap, and the learner is told"
+    assert (binder["repo"] / "feedback" / f"{QUIZ}.html").is_file()
+
+
+def test_binder_grades_a_saved_quiz_with_its_grade_cell(learner_lab: Any, binder: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    from browser_helpers import CURRENT_NOTEBOOK, open_browser, open_notebook, run_all
+
+    _save_answers(binder)
+    total = sum(question_points(QUIZ).values())
+    with open_browser() as (page, watch):
+        page.set_default_timeout(120_000)
+        open_notebook(page, learner_lab, f"release/{QUIZ}/{QUIZ}.ipynb")
+        run_all(page)
+        graded = page.locator(f"{CURRENT_NOTEBOOK} .ketamine-grade")
+        expect(graded.locator("h3")).to_have_text(f"Your score: {total} / {total}", timeout=180_000)
+        expect(graded).to_contain_text("Graded without the sandbox")
         assert not watch.problems(), "\n".join(watch.problems())

@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, default=Path("grades"), help="folder for canvas.csv, canvas_questions.csv, moodle.csv, moodle_questions.csv (default: grades/)")
     export.add_argument("--section", default="", help="Canvas section name to write in the Section column (default: blank)")
     export.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
+    commands.add_parser("doctor", help="what this machine gives the grader: Python, where things live, the sandbox, the limits")
     release = commands.add_parser("release", help="maintainers: regenerate release/ from source/")
     release.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
     args = parser.parse_args(argv)
@@ -164,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "doctor":
+        from .doctor import report
+
+        text, status = report()
+        print(text)
+        return status
     root = find_course_root()
     known = quizzes(root)
     unknown = [q for q in args.quizzes if q not in known]

@@ -187,6 +187,7 @@ def grade_class(
     graded is flagged in the gradebook with the reason (see
     :mod:`ketamine_course.grading.review`).
     """
+    from .cgroups import current_plan
     from .sandbox import require_sandbox
 
     if jobs < 1:
@@ -196,6 +197,7 @@ def grade_class(
     config = settings.config()
     if config.BoundedExecute.get("sandbox", True):
         require_sandbox()
+        current_plan()  # how kernels are limited, found before workers fork: a delegated cgroup's one-time move happens once
     _require_quiz_in_gradebook(config, quiz)
     if students is None:
         students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{quiz}") if p.is_dir() or p.is_symlink())
