@@ -30,7 +30,9 @@ def _self(args: argparse.Namespace) -> int:
         return 2
     grade = result.grade
     if not result.sandboxed:
-        print("note: graded without the sandbox (bubblewrap is not available here); it ran your own code only", file=sys.stderr)
+        from .sandbox import why_unsandboxed
+
+        print(f"note: graded without the sandbox ({why_unsandboxed()}); it ran your own code only", file=sys.stderr)
     print(f"{args.quiz}: {grade.score:g} / {grade.max_score:g} points")
     for grade_id, (score, max_score) in grade.questions.items():
         message = grade.messages.get(grade_id, "")

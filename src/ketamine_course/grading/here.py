@@ -139,7 +139,11 @@ def _render(result: Any) -> str:
         rows.append(
             f"<tr><td>{html.escape(grade_id.split('_')[0])}</td><td>{mark} {score:g} / {points:g}</td><td>{html.escape(last)}</td></tr>"
         )
-    note = "" if result.sandboxed else "<p>Graded without the sandbox (bubblewrap is not installed here); it ran only your own code.</p>"
+    note = ""
+    if not result.sandboxed:
+        from .sandbox import why_unsandboxed
+
+        note = f"<p>Graded without the sandbox ({html.escape(why_unsandboxed())}); it ran only your own code.</p>"
     flagged = "".join(f"<li>{html.escape(f.grade_id)}: {html.escape(f.problem)} ({html.escape(f.detail)})</li>" for f in grade.tampering)
     return (
         f"<div class='ketamine-grade'><h3>Your score: {grade.score:g} / {grade.max_score:g}</h3>"

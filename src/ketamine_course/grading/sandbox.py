@@ -63,7 +63,7 @@ from .cgroups import KernelCgroup, kernel_cgroup
 
 __all__ = [
     "SandboxLimits", "SandboxUnavailable", "sandbox_missing", "require_sandbox", "in_kubernetes", "KernelCage", "CagedKernelManager",
-    "KernelStartFailed", "ErrorTail", "sandbox_argv",
+    "KernelStartFailed", "ErrorTail", "sandbox_argv", "why_unsandboxed",
 ]
 
 NOBODY_GID = 65534
@@ -160,6 +160,12 @@ def in_kubernetes() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) or Path("/var/run/secrets/kubernetes.io").is_dir()
 
 
+def _tool(name: str) -> str:
+    """A program's real path (links resolved): inside the cage only the system's folders are visible, not the PATH's links."""
+    found = shutil.which(name)
+    return os.path.realpath(found) if found else name
+
+
 def _namespace_args(in_user_namespace: bool) -> list[str]:
     """The namespaces of a cage: a user namespace for a grader that is not root, and always pid, ipc, network and hostname."""
     argv = []
@@ -185,7 +191,7 @@ def _system_binds() -> list[str]:
 def _drop_to_uid(uid: int) -> list[str]:
     """As root: the rest of the command as ``uid``, with no groups, capabilities or way back (``setpriv``)."""
     return [
-        shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={NOBODY_GID}", "--clear-groups",
+        _tool("setpriv"), f"--reuid={uid}", f"--regid={NOBODY_GID}", "--clear-groups",
         "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
     ]
 
@@ -198,7 +204,7 @@ def _cage_problem() -> str | None:
     included, which a container's masked ``/proc`` forbids), so a host that
     passes it can start a graded kernel.
     """
-    argv = ["bwrap", "--die-with-parent", *_namespace_args(not _is_root()), *_system_binds(),
+    argv = [_tool("bwrap"), "--die-with-parent", *_namespace_args(not _is_root()), *_system_binds(),
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--"]
     if _is_root():
         argv += _drop_to_uid(FIRST_SANDBOX_UID)
@@ -219,6 +225,14 @@ def sandbox_missing() -> list[str]:
     if not missing and _cage_problem():
         missing.append(CAGE)
     return missing
+
+
+def why_unsandboxed() -> str:
+    """Why a learner's own quiz is graded without the sandbox here, in a few words (for "graded without the sandbox (...)")."""
+    missing = sandbox_missing()
+    if missing == [CAGE]:
+        return "bubblewrap cannot start its cage here"
+    return "bubblewrap is not installed here" if "bwrap" in missing else f"{', '.join(missing)} not installed here"
 
 
 _OPT_OUT = ("only for code you trust, opt out explicitly (ketamine-grade class --unsandboxed, "
@@ -479,7 +493,7 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
     or a temporary folder under the host's ``/tmp`` still shows through.
     """
     limits = cage.limits
-    argv = ["bwrap", "--die-with-parent", "--new-session", *_namespace_args(cage.uid is None), *_system_binds()]
+    argv = [_tool("bwrap"), "--die-with-parent", "--new-session", *_namespace_args(cage.uid is None), *_system_binds()]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     # /tmp and /dev/shm: tmpfs of a fixed size (memory the kernel cannot grow past), mounted first
     argv += ["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/tmp"]
@@ -529,7 +543,7 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
         argv += ["--setenv", name, value]
     argv += [
         "--",
-        shutil.which("prlimit") or "prlimit",
+        _tool("prlimit"),
         f"--cpu={limits.cpu_seconds}",
         f"--as={limits.memory_bytes}",
         f"--nproc={limits.processes}",
