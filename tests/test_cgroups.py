@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -191,9 +190,7 @@ def test_a_graded_kernel_enters_its_v2_cgroup_with_the_configured_limits(tmp_pat
     """A whole grading with a simulated cgroup v2 parent: the cage makes the kernel's cgroup, writes its limits and enters it."""
     if not sandbox:
         pytest.skip("bubblewrap is not installed here")
-    sys.path.insert(0, str(Path(__file__).parent))
     from grading_helpers import make_course, solutions, submission, submit
-
     from ketamine_course.grading.run import grade_class
 
     parent = tmp_path / "simulated-cgroup" / "ketamine-grade"
