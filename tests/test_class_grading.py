@@ -240,7 +240,55 @@ def test_a_worker_killed_mid_class_loses_no_submission(tmp_path: Path, sandbox: 
     assert killed
     assert [r.student_id for r in results] == [f"s{number}" for number in range(6)]
     assert all(r.error is None and r.score == r.max_score for r in results), [(r.student_id, r.error) for r in results]
-    assert not any(p.name().startswith("bwrap") for p in psutil.Process().children(recursive=True))  # its kernel died with it
+    threading.Event().wait(1)
+    assert _kernels_alive(kernels) == [], "the killed worker's kernel died with it (a kernel re-parented to init is no child of ours)"
+    shutil.rmtree(kernels, ignore_errors=True)
+
+
+def _kernels_alive(kernels: Path) -> list[str]:
+    """Every process on the machine that belongs to a kernel of this folder (living: zombies are dead), from the process table."""
+    import psutil
+
+    alive = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        if process.info["status"] != psutil.STATUS_ZOMBIE and str(kernels) in " ".join(process.info["cmdline"] or []):
+            alive.append(f"{process.pid} {' '.join(process.info['cmdline'])[:120]}")
+    return alive
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_no_kernel_outlives_a_grader_killed_mid_class(tmp_path: Path, sandbox: bool, how: str) -> None:
+    """The whole ketamine-grade command killed from outside while its workers' kernels run: every kernel ends with it."""
+    import signal
+
+    if not sandbox:
+        pytest.skip("grading a class needs the sandbox")
+    kernels = Path(tempfile.mkdtemp(prefix="k", dir="/tmp"))
+    course = make_course(tmp_path, QUIZ)
+    slow = {**solutions(QUIZ), "q1_answer": solutions(QUIZ)["q1_answer"] + "\nimport time\ntime.sleep(60)"}
+    for number in range(4):
+        submit(course, QUIZ, f"s{number}", submission(QUIZ, slow))
+    (course / "nbgrader_config.py").write_text(
+        f"c = get_config()\nload_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
+        f"c.CourseDirectory.root = {str(course)!r}\nc.CourseDirectory.db_url = 'sqlite:///{course / 'gradebook.db'}'\n"
+        "c.Execute.timeout = 120\nfrom ketamine_course.grading.config import apply_pipeline\napply_pipeline(c)\n"
+    )
+    environment = {**os.environ, "TMPDIR": str(kernels), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    command = subprocess.Popen([str(BIN / "ketamine-grade"), "class", QUIZ, "--jobs", "2", "--root", str(course)], env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = threading.Event()
+    for _ in range(600):
+        if len([k for k in _kernels_alive(kernels) if "ipykernel" in k]) >= 2:
+            break
+        deadline.wait(0.1)
+    assert len([k for k in _kernels_alive(kernels) if "ipykernel" in k]) >= 2, "two kernels were running"
+    command.send_signal(getattr(signal, how))
+    command.wait(timeout=30)
+    for _ in range(50):
+        if not _kernels_alive(kernels):
+            break
+        deadline.wait(0.1)
+    assert _kernels_alive(kernels) == []
     shutil.rmtree(kernels, ignore_errors=True)
 
 

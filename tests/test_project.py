@@ -122,7 +122,8 @@ def test_nbgrader_config_sets_course_root_timeout_and_feedback() -> None:
     pipeline = [p.__name__ for p in config.Autograde.autograde_preprocessors]
     # hidden regions are swapped out while sanitizing, so the notebook written before execution holds none
     assert sanitize[0] == "ReportTampering" and sanitize.index("OverwriteCells") < sanitize.index("RecordAnswers")
-    assert pipeline.index("BoundedExecute") < pipeline.index("JudgeAnswers") < pipeline.index("SaveAutoGrades") < pipeline.index("SanitizeNotebook")
+    assert pipeline.index("BoundedExecute") < pipeline.index("JudgeAnswers") < pipeline.index("SaveJudgedGrades") < pipeline.index("SanitizeNotebook")
+    assert "SaveAutoGrades" not in pipeline, "scores come from the grader's verdicts, never from what the kernel wrote"
     assert config.ExchangeFactory.collect.endswith("SafeCollect")
     assert config.BoundedExecute.get("sandbox", True) is True, "grading is sandboxed unless an instructor opts out"
     assert "ExecutePreprocessor" not in config, "nbgrader 0.9 ignores ExecutePreprocessor.timeout; use Execute.timeout"
@@ -175,8 +176,8 @@ def test_every_installed_package_is_locked_at_its_installed_version() -> None:
     unpinned, other = [], []
     for dist in distributions():
         name = dist.metadata["Name"].lower().replace("_", "-")
-        if name in ("ketamine-course", "pip"):
-            continue
+        if name in ("ketamine-course", "pip") or "_vendor" in Path(str(getattr(dist, "_path", ""))).parts:
+            continue  # the course itself, pip, and packages vendored inside another (setuptools' own copies)
         if name not in lock:
             unpinned.append(f"{name}=={dist.version}")
         elif lock[name][0] != dist.version:

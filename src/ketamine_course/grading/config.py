@@ -32,22 +32,21 @@ def sanitize_preprocessors() -> list[Any]:
 
 
 def autograde_preprocessors() -> list[Any]:
-    """Execution in the cage, judging in the grader, nbgrader's scoring, tampering flagged for review, then the graded notebook made inert."""
+    """Execution in the cage, judging in the grader (its verdicts are the scores), tampering flagged for review, then the graded notebook made inert."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
         CheckCellMetadata,
         IgnorePattern,
         LimitOutput,
-        SaveAutoGrades,
     )
 
     from .execute import BoundedExecute
-    from .hidden import JudgeAnswers
+    from .hidden import JudgeAnswers, SaveJudgedGrades
     from .sanitize import SanitizeNotebook
     from .tamper import FlagTampering
 
-    return [BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, FlagTampering, SanitizeNotebook, CheckCellMetadata]
+    return [BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveJudgedGrades, AssignLatePenalties, FlagTampering, SanitizeNotebook, CheckCellMetadata]
 
 
 def feedback_preprocessors() -> list[Any]:
@@ -73,6 +72,7 @@ def apply_pipeline(c: Config) -> Config:
     _add_judgeable_check(c)
     c.ClearHiddenTests.enforce_metadata = True
     c.ExchangeFactory.collect = "ketamine_course.grading.intake.SafeCollect"
+    c.ExchangeFactory.release_feedback = "ketamine_course.grading.intake.SafeReleaseFeedback"
     formgrader_templates = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
     # Only the feedback converter's exporter (nested config), never the formgrader's own pages.
     # nbgrader's 'feedback' template (its API insists on that name), entered through ours: templates/feedback/

@@ -16,7 +16,7 @@ from typing import Any
 from nbformat import NotebookNode, v4
 from traitlets import Bool, Float, Integer
 
-from .hidden import hidden_regions, judge_cell
+from .hidden import StudentError, hidden_regions, judge_cell, verdicts_of
 from .intake import Limits
 from .protocol import MAX_RECORD_CHARS, RECORD_MARKER
 from .sandbox import CagedKernelManager, KernelCage, SandboxLimits, kernel_start_failure, require_sandbox
@@ -136,7 +136,7 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and grade_id in self._regions:
                 _, visible, hidden = self._regions[grade_id]
-                if judge_cell(cell, grade_id, visible, hidden, lambda code: self._run_in_kernel(code, index)):
+                if judge_cell(cell, grade_id, visible, hidden, lambda code: self._run_in_kernel(code, index), verdicts_of(resources)):
                     self._review.append(f"{grade_id}: the student's code wrote to stderr during a passing hidden test (nbgrader scores the cell 0)")
             return cell, resources
         except Exception as error:  # the kernel died or stopped answering
@@ -148,11 +148,26 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
             return cell, resources
 
     def _run_in_kernel(self, code: str, index: int) -> list[NotebookNode]:
-        """Run one line in the kernel for the hidden-test judge (a call of the student's function); its outputs."""
+        """Run one line in the kernel for the hidden-test judge (a call of the student's function); its outputs.
+
+        The call counts against the notebook's time limit like any cell: once
+        the time is up no call is made, and a call runs for what is left.
+        """
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0 or self._stopped:
+            self._stopped = self._stopped or f"the notebook's time limit ({self.notebook_timeout:g} s) was reached"
+            raise StudentError(f"not run: {self._stopped}")
         call = v4.new_code_cell(code)
         graded = self.nb.cells[index]
+        self.timeout = max(1, int(remaining if self._cell_timeout is None else min(self._cell_timeout, remaining)))
         try:
             self.execute_cell(call, index, store_history=False)
+        except Exception as error:  # the call timed out or the kernel died: the judge sees a failed call
+            if type(error).__name__ not in ("DeadKernelError", "UnresponsiveKernelError", "CellTimeoutError", "TimeoutError", "RuntimeError"):
+                raise
+            limit = self._cage.stop_reason()
+            self._stopped = f"the grader stopped the kernel: {limit}" if limit else f"the kernel stopped ({type(error).__name__})"
+            raise StudentError(f"not run: {self._stopped}") from None
         finally:
             self.nb.cells[index] = graded  # nbclient puts the cell it ran at its index
         return list(call.get("outputs", []))

@@ -25,6 +25,16 @@ and a hidden region between ``### BEGIN HIDDEN TESTS`` and
   source from the gradebook and marks any hidden test that could not be run
   (the kernel had died) as not passed.
 
+**Only the grader decides a score.** What the kernel put in a test cell can
+lower its score (an error, error output) but never raise it: every
+``execute_result`` the kernel produced in a test cell becomes a plain display
+(nbgrader reads the first ``execute_result`` of a test cell as partial credit,
+and a student can make the kernel produce one), and each test cell's score,
+the grader's **verdict**, is worked out by nbgrader's own rule from those
+outputs and the judge's own, then kept in the grader (``resources``), never in
+the notebook. :class:`SaveJudgedGrades` records the verdicts in the gradebook
+in place of nbgrader's ``SaveAutoGrades``, which would read the outputs again.
+
 :func:`check_judgeable` is run when a quiz is generated: a hidden region the
 judge cannot run faithfully is refused then, naming the cell.
 """
@@ -48,17 +58,27 @@ from .protocol import RECORD_MARKER, MalformedRecord, Unsupported, decode, encod
 
 __all__ = [
     "BEGIN_HIDDEN", "END_HIDDEN", "split_hidden", "kernel_inputs", "recorder_call", "judge_hidden", "judge_cell",
-    "check_judgeable", "RecordAnswers", "JudgeAnswers", "CheckJudgeable", "hidden_regions",
+    "check_judgeable", "RecordAnswers", "JudgeAnswers", "CheckJudgeable", "hidden_regions", "inert", "verdict", "verdicts_of",
+    "SaveJudgedGrades",
 ]
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
-JUDGED = "ketamine_course_judged"
-"""Cell metadata key set on a test cell once its hidden region was judged (removed again by :class:`JudgeAnswers`)."""
+VERDICTS = "verdicts"
+"""``resources["ketamine_course"][VERDICTS]``: grade id -> the score the grader gave the test cell."""
 MAX_CALLS = 500
 """Calls of the student's functions one hidden test may make."""
-MODULES = frozenset({"numpy", "pandas", "math", "statistics", "scipy", "ketamine_course", "cmath", "fractions", "decimal", "re", "string"})
-"""Modules a hidden test may use by the name the student's notebook gives them (the grader imports its own copy)."""
+MODULES = frozenset({
+    "numpy", "numpy.testing", "pandas", "pandas.testing", "math", "statistics", "scipy", "scipy.stats", "cmath", "fractions",
+    "decimal", "re", "string", "ketamine_course", "ketamine_course.data", "ketamine_course.dosing", "ketamine_course.pk",
+    "ketamine_course.receptor", "ketamine_course.evidence", "ketamine_course.quiz",
+})
+"""Modules a hidden test may use by the name the student's notebook gives them: exactly these (the grader imports its own copy).
+
+A module crosses from the kernel as a name only; the grader looks the name up
+in this set and imports the set's own string, so no name the kernel sends is
+ever imported (a module that runs code on import, ``numpy.f2py.__main__``
+say, stays an unsupported value)."""
 
 
 def split_hidden(source: str) -> tuple[str, str | None]:
@@ -209,13 +229,13 @@ def _value(name: str, encoded: Any, calls: KernelCalls | None) -> Any:
     if isinstance(encoded, dict) and encoded.get("type") == "callable":
         return KernelFunction(name, calls) if calls is not None else Unsupported("function")
     if isinstance(encoded, dict) and encoded.get("type") == "module":
-        module = str(encoded.get("name", ""))
-        if module.split(".")[0] in MODULES:
-            try:
-                return importlib.import_module(module)
-            except ImportError:
-                return Unsupported("module")
-        return Unsupported("module")
+        known = {name: name for name in MODULES}.get(str(encoded.get("name", "")))  # the set's own string, never the kernel's
+        if known is None:
+            return Unsupported("module")
+        try:
+            return importlib.import_module(known)
+        except ImportError:
+            return Unsupported("module")
     return decode(encoded)
 
 
@@ -302,24 +322,46 @@ def _explain(outputs: list[NotebookNode]) -> list[NotebookNode]:
     return []
 
 
-def judge_cell(cell: NotebookNode, grade_id: str, visible: str, hidden: str, run_in_kernel: Callable[[str], list[NotebookNode]] | None) -> bool:
-    """Judge an executed test cell's hidden region in place; True when its code wrote to stderr during a passing test."""
-    records, refused, outputs = _records(cell.get("outputs", []), grade_id)
-    cell.metadata[JUDGED] = True
+def inert(outputs: list[NotebookNode]) -> list[NotebookNode]:
+    """The kernel's outputs of a test cell, with every ``execute_result`` made a plain display: never read as partial credit."""
+    kept = []
+    for output in outputs:
+        if output.get("output_type") == "execute_result":
+            output = nbformat.v4.new_output("display_data", data=dict(output.get("data", {})))
+        kept.append(output)
+    return kept
+
+
+def verdict(cell: NotebookNode) -> float:
+    """The score of a test cell by nbgrader's own rule, applied by the grader to outputs whose only result is the judge's."""
+    from nbgrader.utils import determine_grade
+
+    score, _ = determine_grade(cell)
+    return float(score or 0.0)
+
+
+def judge_cell(
+    cell: NotebookNode, grade_id: str, visible: str, hidden: str, run_in_kernel: Callable[[str], list[NotebookNode]] | None,
+    verdicts: dict[str, float],
+) -> bool:
+    """Judge an executed test cell's hidden region in place and record its verdict; True when its code wrote to stderr during a passing test."""
+    records, refused, outputs = _records(inert(cell.get("outputs", [])), grade_id)
+    stderr = False
     if any(o.get("output_type") == "error" for o in outputs):
         cell.outputs = outputs  # the visible part failed: the hidden tests never ran (as in nbgrader)
-        return False
-    if len(records) != 1:
+    elif len(records) != 1:
         reason = refused[0] if refused else "did the cell run to the end?"
         cell.outputs = outputs + [_error("QuizCheckFailed", f"✗ no answer could be read for the hidden tests ({reason})")]
-        return False
-    calls = KernelCalls(grade_id, run_in_kernel) if run_in_kernel is not None else None
-    judged = judge_hidden(hidden, records[0], visible, calls)
-    partial = [o for o in judged if o.get("output_type") == "execute_result"]
-    rest = [o for o in judged if o.get("output_type") != "execute_result"]
-    note = _explain(outputs + rest) if not partial else []
-    cell.outputs = outputs + rest + note + partial
-    return bool(note) and "stderr" in note[0].get("text", "")
+    else:
+        calls = KernelCalls(grade_id, run_in_kernel) if run_in_kernel is not None else None
+        judged = judge_hidden(hidden, records[0], visible, calls)
+        partial = [o for o in judged if o.get("output_type") == "execute_result"]  # the judge's own: the hidden test's last value
+        rest = inert([o for o in judged if o.get("output_type") != "execute_result"])  # what the student's functions printed
+        note = _explain(outputs + rest) if not partial else []
+        cell.outputs = outputs + rest + note + partial
+        stderr = bool(note) and "stderr" in note[0].get("text", "")
+    verdicts[grade_id] = verdict(cell)
+    return stderr
 
 
 def hidden_regions(resources: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
@@ -379,18 +421,57 @@ class RecordAnswers(_preprocessor_base()):  # type: ignore[misc]
         return nb, resources
 
 
+def verdicts_of(resources: dict[str, Any]) -> dict[str, float]:
+    """The grader's verdicts of this submission (kept in ``resources``, which the kernel never reaches)."""
+    verdicts: dict[str, float] = resources.setdefault("ketamine_course", {}).setdefault(VERDICTS, {})
+    return verdicts
+
+
 class JudgeAnswers(_preprocessor_base()):  # type: ignore[misc]
-    """After execution: restore each test cell's source; a hidden test that never ran earns nothing."""
+    """After execution: restore each test cell's source; judge what was not judged (nothing earned); a verdict for every test cell."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+        from nbgrader.utils import is_solution
+
         regions = hidden_regions(resources)
+        verdicts = verdicts_of(resources)
         for cell in nb.cells:
             grade_id = _grade_id(cell)
-            if cell.cell_type != "code" or grade_id not in regions:
+            if cell.cell_type != "code" or grade_id is None or is_solution(cell):
                 continue
-            original, visible, hidden = regions[grade_id]
-            if not cell.metadata.pop(JUDGED, False):
-                judge_cell(cell, grade_id, visible, hidden, run_in_kernel=None)
-                cell.metadata.pop(JUDGED, None)
-            cell.source = original
+            if grade_id in regions:
+                original, visible, hidden = regions[grade_id]
+                if grade_id not in verdicts:  # never judged while the kernel ran (it had died): judged on what is there
+                    judge_cell(cell, grade_id, visible, hidden, None, verdicts)
+                cell.source = original
+            else:  # a test cell without hidden tests: the kernel's outputs, made inert, by nbgrader's rule
+                cell.outputs = inert(cell.get("outputs", []))
+                verdicts[grade_id] = verdict(cell)
         return nb, resources
+
+
+def _save_base() -> type:
+    from nbgrader.preprocessors import SaveAutoGrades
+
+    return SaveAutoGrades
+
+
+class SaveJudgedGrades(_save_base()):  # type: ignore[misc]
+    """nbgrader's SaveAutoGrades, recording the grader's verdict of each test cell instead of reading its outputs again.
+
+    A test cell without a verdict (the pipeline did not judge it) scores 0
+    and needs manual grading: a score never comes from the notebook.
+    """
+
+    def _add_score(self, cell: NotebookNode, resources: dict[str, Any]) -> None:
+        from nbgrader.utils import is_solution
+
+        if cell.cell_type != "code" or is_solution(cell):
+            super()._add_score(cell, resources)  # answer cells graded by hand: nbgrader's own rule (no output read)
+            return
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        grade = self.gradebook.find_grade(grade_id, self.notebook_id, self.assignment_id, self.student_id)
+        verdicts = verdicts_of(resources)
+        grade.auto_score = verdicts.get(grade_id, 0.0)
+        grade.needs_manual_grade = grade.manual_score is not None or grade_id not in verdicts
+        self.gradebook.db.commit()

@@ -15,11 +15,15 @@ instructor can. Every step that takes student files in checks them first
   Autograde converter), so a submission placed there by hand is checked too.
 
 A refused submission is reported with its reason; the rest of the class is
-graded.
+graded. Lateness counts from a time the student cannot set (the last change
+of their submission on disk, see :func:`newest_change`), and
+:class:`SafeReleaseFeedback` (``nbgrader release_feedback``) releases every
+student's feedback it can, naming those it cannot, instead of stopping.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import stat
@@ -27,7 +31,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_student_id_ok", "check_tree", "SafeCollect", "Limits", "safe_copy_tree"]
+__all__ = [
+    "printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_student_id_ok", "check_tree", "SafeCollect", "Limits",
+    "safe_copy_tree", "newest_change", "SafeReleaseFeedback", "SMALL_FILES",
+]
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 """A plain student id: letters, digits and ``. _ @ -``, at most 64 characters (a login name or an email address)."""
@@ -76,6 +83,34 @@ def check_student_id_ok(student_id: str) -> bool:
     return True
 
 
+SMALL_FILES = {"timestamp.txt": 64, "submission_secret.txt": 256}
+"""Files nbgrader itself writes into a submission, and the most bytes each may hold (nbgrader parses them: a 3 MB
+timestamp costs minutes of parsing; a larger one is refused before anything reads it)."""
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
+"""How nbgrader writes a submission's time (its ``Exchange.timestamp_format`` with the UTC zone)."""
+
+
+def newest_change(folder: Path, max_entries: int = Limits.max_submission_files + 1) -> datetime.datetime:
+    """The latest status change (``ctime``, which no user can set back) of a folder or anything in it, as naive UTC.
+
+    A student can rename a submission, write any time into its name or its
+    ``timestamp.txt``, and set any file's modification time; each of these
+    moves the status-change time of what it touched to *now*.
+    """
+    newest = os.lstat(folder).st_ctime
+    stack, seen = [folder], 0
+    while stack and seen <= max_entries:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                seen += 1
+                info = entry.stat(follow_symlinks=False)
+                newest = max(newest, info.st_ctime)
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append(Path(entry.path))
+    return datetime.datetime.fromtimestamp(newest, datetime.UTC).replace(tzinfo=None)
+
+
 def check_tree(folder: Path, *, max_notebook_bytes: int = Limits.max_notebook_bytes, max_total_bytes: int = Limits.max_submission_bytes, max_files: int = Limits.max_submission_files) -> int:
     """Check a submission folder without following links; return its size in bytes or raise :class:`SubmissionRefused`.
 
@@ -108,6 +143,8 @@ def check_tree(folder: Path, *, max_notebook_bytes: int = Limits.max_notebook_by
                 if info.st_nlink > 1:
                     raise SubmissionRefused(f"{relative} is a hard link to another file; submissions may hold only their own files")
                 total += info.st_size
+                if depth == 0 and entry.name in SMALL_FILES and info.st_size > SMALL_FILES[entry.name]:
+                    raise SubmissionRefused(f"{relative} is {info.st_size} bytes; nbgrader writes at most {SMALL_FILES[entry.name]} there (ask the student to submit again with nbgrader submit)")
                 if entry.name.endswith(".ipynb") and info.st_size > max_notebook_bytes:
                     raise SubmissionRefused(f"{relative} is {info.st_size / 1024**2:.1f} MB; notebooks above {max_notebook_bytes / 1024**2:g} MB are not graded (clear large outputs and submit again)")
                 if total > max_total_bytes:
@@ -273,6 +310,10 @@ class SafeCollect(_collect_base()):  # type: ignore[misc]
                 self.duedate = None
         self.src_records = []
         for submissions in by_student.values():
+            for record in submissions:  # the time it was submitted: never earlier than its last change on disk
+                changed = newest_change(Path(self.inbound_path) / record["filename"])
+                record["claimed"] = record["timestamp"]
+                record["timestamp"] = max(record["timestamp"], changed)
             ordered = self._sort_by_timestamp(submissions)
             if self.duedate is not None and self.before_duedate:
                 on_time = [r for r in ordered if r["timestamp"] <= self.duedate]
@@ -281,9 +322,71 @@ class SafeCollect(_collect_base()):  # type: ignore[misc]
                 self.src_records.append(ordered[0])
 
     def do_copy(self, src: str, dest: str, log: Any = None) -> None:
-        """Copy without following links (the student can still change the inbound folder while it is copied)."""
+        """Copy without following links (the student can still change the inbound folder while it is copied).
+
+        The copy's ``timestamp.txt`` (what nbgrader reads for lateness) is the
+        time the grader trusts: the later of the time claimed and the last
+        change of the submission on disk, after the copy.
+        """
         try:
             safe_copy_tree(Path(src), Path(dest), ignore=self.coursedir.ignore, **_configured_limits(self.config))
         except SubmissionRefused as reason:
             self.refused.append((Path(src).name.split("+")[0], str(reason)))
             self.log.error("Not collected: %r: %s", Path(src).name[:100], reason)
+            return
+        record = next((r for r in self.src_records if r["filename"] == Path(src).name), None)
+        trusted = max(newest_change(Path(src)), record["timestamp"] if record else datetime.datetime.min)
+        if record is not None and trusted > record.get("claimed", trusted) + datetime.timedelta(seconds=2):
+            self.log.warning("Submission %s: claimed %s, last changed %s; lateness counts from %s",
+                             printable(Path(src).name, 100), record["claimed"], trusted, trusted)
+        stamp = Path(dest) / "timestamp.txt"
+        stamp.unlink(missing_ok=True)
+        stamp.write_text(trusted.strftime(TIMESTAMP_FORMAT))
+
+
+def _release_feedback_base() -> type:
+    from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
+
+    return ExchangeReleaseFeedback
+
+
+class SafeReleaseFeedback(_release_feedback_base()):  # type: ignore[misc]
+    """nbgrader's release_feedback, releasing everyone's feedback it can and naming (not failing on) the rest.
+
+    nbgrader stops for the whole class at the first feedback folder without a
+    readable ``submission_secret.txt`` or ``timestamp.txt`` (a submission
+    placed by hand, or a damaged one); here such a student is named, with the
+    reason, and left out; the rest get their feedback.
+    """
+
+    def copy_files(self) -> None:
+        import glob
+
+        unreleasable = []
+        for page in glob.glob(os.path.join(self.src_path, "*.html")):
+            folder = Path(page).parent
+            student_id = folder.parent.name if folder.name == self.coursedir.assignment_id else folder.name
+            reason = _feedback_problem(folder)
+            if reason:
+                unreleasable.append(student_id)
+                self.log.error("Feedback not released: %s: %s", printable(student_id, 80), reason)
+        previous = self.coursedir.student_id_exclude
+        if unreleasable:
+            self.coursedir.student_id_exclude = ",".join(filter(None, [previous, *sorted(set(unreleasable))]))
+        try:
+            super().copy_files()
+        finally:
+            self.coursedir.student_id_exclude = previous
+
+
+def _feedback_problem(folder: Path) -> str | None:
+    """Why nbgrader could not release a feedback folder (its secret and time missing, linked or oversized), or None."""
+    for name, limit in SMALL_FILES.items():
+        path = folder / name
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return f"its submission has no {name} (not submitted with nbgrader submit); give the student the feedback page by hand"
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit or info.st_size == 0:
+            return f"its {name} is not one nbgrader wrote; give the student the feedback page by hand"
+    return None

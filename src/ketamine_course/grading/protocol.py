@@ -41,6 +41,10 @@ MAX_ITEMS = 200_000
 MAX_DEPTH = 32
 
 _MISSING = object()
+_NUMERIC_DTYPES = {name: name for name in (
+    "float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool_", "bool",
+)}
+"""NumPy types a value may cross as, by the grader's own string for each (a name from the kernel only selects one)."""
 
 
 class MalformedRecord(ValueError):
@@ -207,21 +211,22 @@ def _decode(encoded: Any, depth: int) -> Any:
         import numpy
 
         try:
-            dtype = numpy.dtype(str(encoded.get("dtype")))
-            if dtype.kind not in "biuf":
+            dtype_name = _NUMERIC_DTYPES.get(str(encoded.get("dtype")))  # the grader's own name, never the kernel's
+            if dtype_name is None:
                 return Unsupported("ndarray")
+            dtype = numpy.dtype(dtype_name)
             return numpy.array(encoded.get("data"), dtype=dtype).reshape([int(n) for n in encoded.get("shape", [])])
         except (TypeError, ValueError):
             return Unsupported("ndarray")
     if kind == "npscalar":
         import numpy
 
-        name = str(encoded.get("dtype"))
+        scalar_name = _NUMERIC_DTYPES.get(str(encoded.get("dtype")))
         inner = _decode(value, depth + 1)
-        if name not in ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool_") or isinstance(inner, Unsupported):
+        if scalar_name is None or isinstance(inner, Unsupported):
             return Unsupported("numpy scalar")
         try:
-            return getattr(numpy, name)(inner)
+            return getattr(numpy, scalar_name)(inner)
         except (TypeError, ValueError, OverflowError):
             return Unsupported("numpy scalar")
     if kind in ("series", "frame"):

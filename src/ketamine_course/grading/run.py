@@ -319,7 +319,18 @@ def _grade_in_process(settings: _Settings, quiz: str, students: list[str], repor
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(settings: _Settings, slots: Any, workers: int) -> None:
+def _die_with(parent: int) -> None:
+    """End this process (and so its kernel, tied to it) the moment ``parent`` dies; at once if it already has."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _start_worker(settings: _Settings, slots: Any, workers: int, grader: int) -> None:
     """In a worker process: take a slot (its share of the sandbox uids) and build nbgrader's API once.
 
     Ctrl-C is the grader's to handle: a worker leaves the terminal's process
@@ -329,6 +340,7 @@ def _start_worker(settings: _Settings, slots: Any, workers: int) -> None:
     """
     from .sandbox import WORKER_SLOT_ENV
 
+    _die_with(grader)
     os.setpgid(0, 0)
     os.environ[WORKER_SLOT_ENV] = f"{slots.get()}/{workers}"
     config, api = _grader(settings)
@@ -355,7 +367,7 @@ def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], worke
     done: set[str] = set()
     waiting = iter(students)
     try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings, slots, workers)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings, slots, workers, os.getpid())) as pool:
             # hand out one submission per free worker (none queued ahead), so that Ctrl-C stops after the ones in hand
             running = {pool.submit(_grade_in_worker, quiz, student_id) for student_id in itertools.islice(waiting, workers)}
             try:

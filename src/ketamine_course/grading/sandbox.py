@@ -59,7 +59,7 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-from .cgroups import KernelCgroup, kernel_cgroup
+from .cgroups import KernelCgroup, current_plan, kernel_cgroup
 
 __all__ = [
     "SandboxLimits", "SandboxUnavailable", "sandbox_missing", "require_sandbox", "in_kubernetes", "KernelCage", "CagedKernelManager",
@@ -152,7 +152,7 @@ def _is_root() -> bool:
 
 
 def _tools() -> tuple[str, ...]:
-    return ("bwrap", "prlimit", "setpriv") if _is_root() else ("bwrap", "prlimit")
+    return ("bwrap", "prlimit", "setpriv")
 
 
 def in_kubernetes() -> bool:
@@ -200,18 +200,31 @@ def _drop_to_uid(uid: int) -> list[str]:
 def _cage_problem() -> str | None:
     """Why bubblewrap cannot start a cage like a kernel's here, in its own words, or None when it can.
 
-    The probe has the kernel cage's namespaces and mounts (a new ``/proc``
-    included, which a container's masked ``/proc`` forbids), so a host that
-    passes it can start a graded kernel.
+    The probe has the kernel cage's namespaces, mounts (a new ``/proc``
+    included, which a container's masked ``/proc`` forbids), read-only root
+    and system-call filter, so a host that passes it can start a graded kernel.
     """
-    argv = [_tool("bwrap"), "--die-with-parent", *_namespace_args(not _is_root()), *_system_binds(),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--"]
-    if _is_root():
-        argv += _drop_to_uid(FIRST_SANDBOX_UID)
-    try:
-        result = subprocess.run([*argv, "/bin/true"], capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"})
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return str(error)
+    import tempfile
+
+    from .seccomp import SeccompUnavailable, write_filter
+
+    with tempfile.TemporaryDirectory(prefix="ketamine-probe-") as scratch:
+        try:
+            seccomp_fd = os.open(write_filter(Path(scratch) / "filter.bpf"), os.O_RDONLY)
+        except (SeccompUnavailable, OSError) as problem:
+            return f"the system-call filter cannot be built: {problem}"
+        try:
+            argv = [_tool("bwrap"), "--die-with-parent", *_namespace_args(not _is_root()), *_system_binds()]
+            argv += ["--disable-userns"] if not _is_root() else []
+            argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--remount-ro", "/", "--seccomp", str(seccomp_fd), "--"]
+            if _is_root():
+                argv += _drop_to_uid(FIRST_SANDBOX_UID)
+            result = subprocess.run([*argv, "/bin/true"], capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"},
+                                    pass_fds=(seccomp_fd,))
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return str(error)
+        finally:
+            os.close(seccomp_fd)
     return None if result.returncode == 0 else (result.stderr.strip()[-500:] or f"bwrap exited with {result.returncode}")
 
 
@@ -363,6 +376,8 @@ class KernelCage:
         self._pid: int | None = None
         self._watch: threading.Thread | None = None
         self._closing = threading.Event()
+        self.seccomp_fd: int | None = None
+        self.args_fd: int | None = None
 
     def populate(self, source: Path) -> None:
         """Copy the student's own files (no notebook: they may hold hidden tests) from ``source`` into the working folder."""
@@ -370,6 +385,10 @@ class KernelCage:
 
         safe_copy_tree(source, self.workdir, ignore=["*.ipynb", ".ipynb_checkpoints", "__pycache__"], max_total_bytes=self.limits.disk_bytes)
         self.run.mkdir(mode=0o700)
+        if self.sandboxed:  # the system-call filter bubblewrap loads: in the private folder, which the kernel never sees
+            from .seccomp import write_filter
+
+            self.seccomp_fd = os.open(write_filter(self.private / "seccomp.bpf"), os.O_RDONLY | os.O_CLOEXEC)
         if self.uid is not None:  # root: hand the three folders to the kernel's uid, and nothing else
             self.private.chmod(0o711)
             for folder in (self.workdir, self.run):
@@ -407,6 +426,8 @@ class KernelCage:
             if self.cgroups is not None and self._pid is not None:
                 self.cgroups.running(self._pid)
             unlinked = _unlinked_bytes([p.pid for p in processes])
+            if self.sandboxed and len(processes) > 1:
+                used += self.tmpfs_used([p.pid for p in processes])
             if used + unlinked > self.limits.disk_bytes:
                 reason = f"it wrote more than {self.limits.disk_bytes / 1024**2:g} MB"
             elif entries > self.MAX_ENTRIES:
@@ -462,7 +483,43 @@ class KernelCage:
                 except ChildProcessError:
                     break
                 time.sleep(0.02)
+        for fd in (self.seccomp_fd, self.args_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.seccomp_fd = self.args_fd = None
         remove_tree(self.private)
+
+    def inherited_fds(self) -> tuple[int, ...]:
+        """The descriptors bubblewrap reads its arguments and the system-call filter from."""
+        return tuple(fd for fd in (self.args_fd, self.seccomp_fd) if fd is not None)
+
+    def tmpfs_used(self, pids: list[int]) -> int:
+        """Bytes the kernel holds in its own ``/tmp`` and ``/dev/shm`` (tmpfs: memory, no folder the grader watches).
+
+        Read through a process of the cage (``/proc/PID/root``); a cage that
+        hides them (a non-dumpable process) is counted as full.
+        """
+        host = os.stat("/tmp").st_dev
+        for pid in reversed(pids):  # the innermost process is surely inside the cage
+            total, seen = 0, False
+            for folder, size in (("tmp", self.limits.disk_bytes), ("dev/shm", SHM_BYTES)):
+                path = f"/proc/{pid}/root/{folder}"
+                try:
+                    if os.stat(path).st_dev == host:
+                        break
+                    usage = os.statvfs(path)
+                except OSError:
+                    total += size
+                    continue
+                seen = True
+                total += (usage.f_blocks - usage.f_bfree) * usage.f_frsize
+            else:
+                if seen:
+                    return total
+        return 0
 
 
 # --------------------------------------------------------------------------
@@ -493,7 +550,9 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
     or a temporary folder under the host's ``/tmp`` still shows through.
     """
     limits = cage.limits
-    argv = [_tool("bwrap"), "--die-with-parent", "--new-session", *_namespace_args(cage.uid is None), *_system_binds()]
+    argv = ["--die-with-parent", "--new-session", *_namespace_args(cage.uid is None), *_system_binds()]
+    if cage.uid is None:
+        argv.append("--disable-userns")  # no user namespace inside this one
     argv += ["--proc", "/proc", "--dev", "/dev"]
     # /tmp and /dev/shm: tmpfs of a fixed size (memory the kernel cannot grow past), mounted first
     argv += ["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/tmp"]
@@ -520,7 +579,10 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
             argv += ["--tmpfs", str(config), "--remount-ro", str(config)]
     for folder in (cage.run, cage.workdir):
         argv += parents(str(folder)) + ["--bind", str(folder), str(folder)]
-    argv += ["--chdir", str(cage.workdir)]
+    # nothing else is writable: the cage's own root and /dev (tmpfs bubblewrap made) become read-only
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", str(cage.workdir)]
+    if cage.seccomp_fd is not None:
+        argv += ["--seccomp", str(cage.seccomp_fd)]
     environment.update({
         "HOME": "/tmp",
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
@@ -541,6 +603,16 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
     argv.append("--clearenv")
     for name, value in environment.items():
         argv += ["--setenv", name, value]
+    # The cage's setup reaches bubblewrap through a file, not its command line: inside the cage, /proc/1/cmdline
+    # (bubblewrap's reaper) shows "bwrap --args N" and the kernel's command, never the grader's paths and settings.
+    arguments = cage.private / "bwrap.args"
+    arguments.unlink(missing_ok=True)
+    with open(arguments, "wb", opener=lambda path, flags: os.open(path, flags | os.O_NOFOLLOW | os.O_EXCL, 0o600)) as handle:
+        handle.write(b"".join(os.fsencode(a) + b"\0" for a in argv))
+    if cage.args_fd is not None:
+        os.close(cage.args_fd)
+    cage.args_fd = os.open(arguments, os.O_RDONLY | os.O_CLOEXEC)
+    argv = [_tool("bwrap"), "--args", str(cage.args_fd)]
     argv += [
         "--",
         _tool("prlimit"),
@@ -555,7 +627,32 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
     if cage.uid is not None:
         argv += _drop_to_uid(cage.uid)
     cgroup_prefix = cage.cgroups.enter_command() if cage.cgroups is not None else []
-    return cgroup_prefix + argv + list(command)
+    return lifeline() + cgroup_prefix + argv + list(command)
+
+
+def lifeline() -> list[str]:
+    """A prefix that ties the cage to this grader: killed the moment the grader dies, however it dies.
+
+    ``setpriv --pdeathsig KILL`` asks the kernel to kill it when its parent
+    dies; the shell then checks that its parent is still this grader (had the
+    grader died before that request, the signal would never come) and runs
+    the rest. Bubblewrap's own ``--die-with-parent`` alone leaves that window
+    open: a grader killed while a cage was starting left its kernel running.
+    """
+    check = '[ "$PPID" = "$1" ] || exit 111; shift; exec "$@"'
+    return [_tool("setpriv"), "--pdeathsig", "KILL", "--", "/bin/sh", "-c", check, "sh", str(os.getpid())]
+
+
+def launcher_environment() -> dict[str, str]:
+    """The environment bubblewrap (and the cgroup step before it) starts with: fixed, nothing of the grader's.
+
+    A systemd user scope needs the way to the user's manager, and nothing else.
+    """
+    environment = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    for name in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        if name in os.environ and current_plan().kind == "systemd":
+            environment[name] = os.environ[name]
+    return environment
 
 
 class KernelStartFailed(RuntimeError):
@@ -635,6 +732,11 @@ class CagedKernelManager(AsyncKernelManager):
         self.error_tail = ErrorTail()
         kwargs.setdefault("stdout", subprocess.DEVNULL)
         kwargs["stderr"] = self.error_tail.write_end
+        if self.cage.sandboxed:
+            # bubblewrap itself starts with nothing of the grader's environment (its reaper's /proc/1/environ is
+            # readable in the cage); it reads its arguments and the system-call filter from these descriptors
+            kwargs["env"] = launcher_environment()
+            kwargs["pass_fds"] = self.cage.inherited_fds()
         try:
             await super()._async_launch_kernel(kernel_cmd, **kwargs)
         finally:

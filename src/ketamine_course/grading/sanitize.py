@@ -42,6 +42,7 @@ __all__ = [
     "markdown_to_html",
     "math_to_mathml",
     "sanitize_notebook",
+    "inert_for_markdown",
     "SanitizeNotebook",
     "RenderMathOffline",
 ]
@@ -114,6 +115,26 @@ def _valid_base64(text: object) -> bool:
     return True
 
 
+_MARKDOWN_ACTIVE = re.compile(r"[\[\]()*_`!#~|<>:\\]")
+_TAG = re.compile(r"(<[^>]*>)")
+
+
+def inert_for_markdown(markup: str) -> str:
+    """Clean HTML whose text can never become Markdown again: every character Markdown gives meaning to, as an entity.
+
+    A graded notebook's Markdown cell holds clean HTML, and every viewer
+    (the formgrader, nbconvert, JupyterLab) renders that cell as Markdown once
+    more. Text that came through cleaning as text (``[x](javascript:...)``
+    left beside an element the cleaner removed) would become a link then;
+    as entities (``&#91;x&#93;&#40;javascript&#58;...``) it stays text in
+    every renderer, and shows the same.
+    """
+    parts = _TAG.split(markup)
+    for index in range(0, len(parts), 2):  # text between tags (tags are the odd items)
+        parts[index] = _MARKDOWN_ACTIVE.sub(lambda m: f"&#{ord(m.group(0))};", parts[index])
+    return "".join(parts)
+
+
 def markdown_to_html(source: str, attachments: dict[str, Any] | None = None) -> str:
     """Markdown rendered as nbconvert renders it (mathematics kept as text), attachments inlined, then cleaned."""
     from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
@@ -152,9 +173,9 @@ def _sanitize_output(output: NotebookNode) -> NotebookNode:
         if _valid_base64(data.get(mime)):
             clean[mime] = data[mime]
     if isinstance(data.get("text/html"), str):
-        clean["text/html"] = clean_html(data["text/html"])
+        clean["text/html"] = inert_for_markdown(clean_html(data["text/html"]))
     elif isinstance(data.get("text/markdown"), str):
-        clean["text/html"] = markdown_to_html(data["text/markdown"])
+        clean["text/html"] = inert_for_markdown(markdown_to_html(data["text/markdown"]))
     removed = sorted(set(data) - set(clean) - {"text/markdown"})
     if removed and "text/plain" not in clean and not (set(clean) & {"image/png", "image/jpeg", "text/html"}):
         clean["text/plain"] = _OUTPUT_NOTE.format(", ".join(m[:60] for m in removed[:3]))
@@ -185,7 +206,7 @@ def sanitize_notebook(nb: NotebookNode, trusted: dict[str, str] | None = None) -
         if cell.cell_type == "markdown" and trusted and grade_id in trusted and cell.source == trusted[grade_id] and not cell.get("attachments"):
             continue
         if cell.cell_type == "markdown":
-            cell.source = markdown_to_html(cell.source, cell.get("attachments"))
+            cell.source = inert_for_markdown(markdown_to_html(cell.source, cell.get("attachments")))
             cell.pop("attachments", None)
         elif cell.cell_type == "raw":
             cell.source = html.escape(cell.source)
