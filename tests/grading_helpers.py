@@ -224,6 +224,10 @@ MARKDOWN_CELLS = [
     f"<iframe srcdoc=\"<script>parent.{PAYLOAD_JS}</script>\"></iframe>",
     f"<details open ontoggle=\"{PAYLOAD_JS}\">open me</details>",
     f"[click me](javascript:{PAYLOAD_JS})",
+    # Markdown left as text beside an element the cleaner removes: a viewer that renders the cell again makes it a link
+    f"<script>x</script>[click me too](javascript:{PAYLOAD_JS})",
+    f"<style>p{{}}</style>[and me](javascript:{PAYLOAD_JS}) <javascript:{PAYLOAD_JS}>",
+    f"<iframe></iframe>\n\n[me as well](JaVaScRiPt:{PAYLOAD_JS}) [data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
     f"![tracker](http://192.0.2.1/pixel.png) ![svg](attachment:evil.svg) $\\href{{javascript:{PAYLOAD_JS}}}{{x}}$",
 ]
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,6 +106,27 @@ def _open(url: str, attempts: _Attempts, token: str | None = None):
     return playwright, browser, page
 
 
+ACTIVE_SCHEME = re.compile(r"^\s*(javascript|vbscript|data):", re.I)
+
+
+def _click_every_link(page: Any) -> list[str]:
+    """Click every link a student could have put in the page (each in place, coming back after); return any active target."""
+    targets = page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))")
+    active = [t for t in targets if ACTIVE_SCHEME.match(t or "")]
+    here = page.url
+    for index in range(len(targets)):
+        link = page.locator("a[href]").nth(index)
+        try:
+            link.click(timeout=2000, force=True, no_wait_after=True)
+            page.wait_for_timeout(200)
+        except Exception:  # hidden or detached: its target was checked above
+            pass
+        if page.url != here:
+            page.goto(here)
+            page.wait_for_load_state("load")
+    return active
+
+
 def test_the_payload_runs_when_nothing_stops_it(tmp_path: Path) -> None:
     """Control: the same payload in a bare page does open a dialog and make its request."""
     _skip_without_browser()
@@ -126,6 +149,7 @@ def test_the_feedback_page_runs_nothing_the_student_wrote(graded_course) -> None
     attempts = _Attempts()
     playwright, browser, page = _open(page_path.as_uri(), attempts)
     try:
+        assert _click_every_link(page) == []
         assert attempts.dialogs == [] and attempts.requests == []
         assert page.title() != "PWNED"
         assert page.locator("math").count() >= 1 or "$" not in page.content(), "mathematics is MathML, typeset with no script"
@@ -185,8 +209,12 @@ def test_the_formgrader_runs_nothing_the_student_wrote(formgrader) -> None:
         assert "mallory" not in page.title() or page.title() != "PWNED"
         assert page.locator("#notebook, .cell, .panel").count() > 0, "the formgrader showed the submission"
         page.screenshot(path=str(ROOT / "reports" / "hostile" / "formgrader.png"), full_page=True)
-        page.goto(f"http://127.0.0.1:{port}/formgrader/manage_students?token={token}")
-        page.wait_for_timeout(1500)
+        assert _click_every_link(page) == [], "no link in the submission view has an active target"
+        for view in ("manage_students", f"manage_submissions/{QUIZ}", f"gradebook/{QUIZ}/{QUIZ}", "manage_students/mallory"):
+            page.goto(f"http://127.0.0.1:{port}/formgrader/{view}?token={token}")
+            page.wait_for_load_state("load")
+            page.wait_for_timeout(1500)
+            assert page.title() != "PWNED", view
         assert attempts.dialogs == [] and attempts.requests == [], (attempts.dialogs, attempts.requests)
         assert page.title() != "PWNED"
     finally:

@@ -226,6 +226,17 @@ def grade_number(question: str, answer: object, expected: float, why: str, rel: 
     _ok(question, "correct")
 
 
+def _failure_words(error: Exception) -> str:
+    """How a student's function failed a hidden case, in words (the grader reports a call made in the kernel as StudentError)."""
+    if type(error).__name__ != "StudentError":
+        return f"raised {type(error).__name__}"
+    text = str(error)
+    if "KeyboardInterrupt" in text or "time limit" in text or text.startswith("not run"):
+        return "did not finish in the time the grader allows"
+    kind = text.split(":", 1)[0].strip()
+    return f"raised {kind}" if kind.isidentifier() else "failed"
+
+
 def grade_function(
     question: str,
     function: object,
@@ -243,7 +254,7 @@ def grade_function(
         try:
             result = function(*args)
         except Exception as error:
-            raise QuizCheckFailed(question, f"hidden case {number} raised {type(error).__name__}. {why}") from None
+            raise QuizCheckFailed(question, f"hidden case {number}: your function {_failure_words(error)}. {why}") from None
         if type(result) is bool or not (_is_real(result) or _is_numpy_real(result)):
             raise QuizCheckFailed(question, f"hidden case {number} returned {type(result).__name__}, not a number. {why}")
         value = float(result) if _is_numpy_real(result) else _as_float(result)

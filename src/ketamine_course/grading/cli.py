@@ -10,6 +10,7 @@ from pathlib import Path
 from .config import grading_config
 from .run import (
     QuizNotInGradebook,
+    exposed_to_others,
     find_course_root,
     generate_release,
     grade_class,
@@ -57,6 +58,9 @@ def _class(args: argparse.Namespace) -> int:
         return 2
     if args.unsandboxed:
         print("ketamine-grade: WARNING: grading without isolation; students' code runs with your rights", file=sys.stderr)
+    exposed = exposed_to_others(root)
+    if exposed:
+        print(f"ketamine-grade: WARNING: {exposed}", file=sys.stderr)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if args.jobs > cores:
         print(f"ketamine-grade: note: --jobs {args.jobs} is more than the {cores} core(s) this command may use; "

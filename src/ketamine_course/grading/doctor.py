@@ -57,12 +57,15 @@ def _package() -> list[Finding]:
 
 
 def _course() -> Finding:
-    from .run import find_course_root, quizzes
+    from .run import exposed_to_others, find_course_root, quizzes
 
     try:
         root = find_course_root()
     except FileNotFoundError:
         return Finding("Course folder", "none here (run from inside the course folder to grade)")
+    exposed = exposed_to_others(root)
+    if exposed and (root / "submitted").exists():  # a class's course folder, not a learner's or the public copy
+        return Finding("Course folder", exposed, False)
     return Finding("Course folder", f"{root} ({len(quizzes(root))} quizzes)")
 
 

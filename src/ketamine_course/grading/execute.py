@@ -170,7 +170,10 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
             raise StudentError(f"not run: {self._stopped}") from None
         finally:
             self.nb.cells[index] = graded  # nbclient puts the cell it ran at its index
-        return list(call.get("outputs", []))
+        outputs = list(call.get("outputs", []))
+        if any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in outputs):
+            raise StudentError("not run: the call ran past the time limit (the grader interrupted it)")
+        return outputs
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
         content = msg.get("content", {})

@@ -31,13 +31,25 @@ from .tamper import TamperFinding, read_report
 
 __all__ = [
     "QUIZZES", "quizzes", "QuizNotInGradebook", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade", "generate_release", "find_course_root",
-    "summary_table", "tamper_text",
+    "summary_table", "tamper_text", "exposed_to_others",
 ]
 
 def quizzes(course_root: Path) -> list[str]:
     """The quizzes of a course: every ``source/<quiz>/<quiz>.ipynb`` (the one list of quizzes)."""
     source = Path(course_root) / "source"
     return sorted(p.name for p in source.iterdir() if (p / f"{p.name}.ipynb").is_file()) if source.is_dir() else []
+
+
+def exposed_to_others(course_root: Path) -> str | None:
+    """A warning in words when other users of this machine can reach the course folder (its gradebook, solutions, submissions), else None."""
+    try:
+        mode = os.stat(course_root).st_mode & 0o777
+    except OSError:
+        return None
+    if not mode & 0o007:
+        return None
+    return (f"other users of this machine can reach your course folder {course_root} (mode {mode:o}): the gradebook, "
+            f"source/ (solutions and hidden tests) and your students' submissions; make it yours alone: chmod 700 {course_root}")
 
 
 def find_course_root(start: Path | None = None) -> Path:
