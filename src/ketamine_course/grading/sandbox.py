@@ -289,36 +289,64 @@ def require_sandbox() -> None:
 # --------------------------------------------------------------------------
 
 
-def _tree_usage(folder: Path, limit_entries: int) -> tuple[int, int]:
-    """(bytes on disk, entries) under ``folder``, without following links; stops counting past ``limit_entries``.
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
-    A folder the kernel made unreadable (``chmod 0300``) is made readable
-    again first: the grader owns it (as root, or as the same user).
+
+def _open_directory(name: str, parent: int | None) -> int | None:
+    """A folder opened without following a link (relative to ``parent``); made readable first if the kernel hid it."""
+    try:
+        return os.open(name, _DIRECTORY, dir_fd=parent)
+    except PermissionError:
+        pass
+    except OSError:
+        return None  # gone, or swapped for a link: never followed
+    try:  # unreadable (chmod 0300): through a handle on that very folder, never through its name
+        handle = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except OSError:
+        return None
+    try:
+        os.chmod(f"/proc/self/fd/{handle}", 0o700)
+        return os.open(name, _DIRECTORY, dir_fd=parent)
+    except OSError:
+        return None
+    finally:
+        os.close(handle)
+
+
+def _tree_usage(folder: Path, limit_entries: int) -> tuple[int, int]:
+    """(bytes on disk, entries) under ``folder``, never following a link; stops counting past ``limit_entries``.
+
+    Every folder is opened relative to its parent's descriptor without
+    following links, so a link the kernel puts where a folder was (even
+    between listing and opening) is never followed; a folder the kernel made
+    unreadable is made readable again through a handle on that folder itself.
     """
     total, entries = 0, 0
-    stack = [folder]
-    while stack and entries <= limit_entries:
-        directory = stack.pop()
-        try:
-            listing = os.scandir(directory)
-        except PermissionError:
+    top = _open_directory(str(folder), None)
+    stack = [top] if top is not None else []
+    try:
+        while stack and entries <= limit_entries:
+            directory = stack.pop()
             try:
-                os.chmod(directory, 0o700)
-                listing = os.scandir(directory)
+                with os.scandir(directory) as listing:
+                    for entry in listing:
+                        entries += 1
+                        try:
+                            info = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        total += max(info.st_size if stat.S_ISREG(info.st_mode) else 0, getattr(info, "st_blocks", 0) * 512)
+                        if stat.S_ISDIR(info.st_mode):
+                            child = _open_directory(entry.name, directory)
+                            if child is not None:
+                                stack.append(child)
             except OSError:
-                continue
-        except OSError:
-            continue
-        with listing:
-            for entry in listing:
-                entries += 1
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                total += max(info.st_size if stat.S_ISREG(info.st_mode) else 0, getattr(info, "st_blocks", 0) * 512)
-                if stat.S_ISDIR(info.st_mode):
-                    stack.append(Path(entry.path))
+                pass
+            finally:
+                os.close(directory)
+    finally:
+        for directory in stack:
+            os.close(directory)
     return total, entries
 
 

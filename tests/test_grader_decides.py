@@ -1,0 +1,119 @@
+"""The grader's own rules, piece by piece (fast): verdicts, inert results, modules by name, Markdown that stays text, the watchdog's walk."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ketamine_course.grading import hidden
+from ketamine_course.grading.hidden import MODULES, _value, inert, verdict
+from ketamine_course.grading.protocol import Unsupported, decode
+from ketamine_course.grading.sanitize import inert_for_markdown, markdown_to_html, sanitize_notebook
+from ketamine_course.grading.sandbox import _tree_usage
+
+
+def _test_cell(points: int, *outputs: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell("check()")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "grade_id": "q1_test", "points": points, "schema_version": 3}
+    cell.outputs = list(outputs)
+    return cell
+
+
+def test_a_result_the_kernel_produced_becomes_a_display_and_earns_nothing_more() -> None:
+    forged = nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=3)
+    failed = nbformat.v4.new_output("error", ename="QuizCheckFailed", evalue="✗ wrong", traceback=["✗ wrong"])
+    made_inert = inert([forged])
+    assert [o.output_type for o in made_inert] == ["display_data"] and made_inert[0].data == {"text/plain": "2"}
+    assert verdict(_test_cell(2, *made_inert, failed)) == 0, "the judge's failure decides"
+    assert verdict(_test_cell(2, forged, failed)) == 2, "control: nbgrader's rule reads the kernel's result as the points"
+
+
+def test_the_judges_own_partial_credit_counts() -> None:
+    partial = nbformat.v4.new_output("execute_result", data={"text/plain": "0.5"}, execution_count=None)
+    assert verdict(_test_cell(1, partial)) == 0.5
+
+
+def test_a_test_cell_without_a_verdict_scores_nothing_and_needs_a_person() -> None:
+    assert hidden.verdicts_of({}) == {}
+    resources: dict = {}
+    hidden.verdicts_of(resources)["q1_test"] = 1.0
+    assert resources["ketamine_course"]["verdicts"] == {"q1_test": 1.0}
+
+
+@pytest.mark.parametrize("name", ["numpy.f2py.__main__", "this", "antigravity", "os", "ketamine_course.grading.cli", "numpy.f2py", "scipy.io"])
+def test_a_module_named_by_the_kernel_is_not_imported(name: str) -> None:
+    import sys
+
+    before = set(sys.modules)
+    assert isinstance(_value("answer", {"type": "module", "name": name}, None), Unsupported)
+    assert name not in set(sys.modules) - before
+
+
+def test_the_modules_a_hidden_test_may_use_arrive_as_the_graders_own() -> None:
+    import math
+
+    import numpy
+
+    assert _value("np", {"type": "module", "name": "numpy"}, None) is numpy
+    assert _value("m", {"type": "module", "name": "math"}, None) is math
+    assert "numpy" in MODULES
+
+
+@pytest.mark.parametrize("dtype", ["object", "O", "<U5", "V8", "datetime64", "i4,f8", "float64; import os"])
+def test_an_array_of_a_type_the_grader_does_not_name_is_unsupported(dtype: str) -> None:
+    assert isinstance(decode({"type": "ndarray", "dtype": dtype, "shape": [1], "data": [1]}), Unsupported)
+
+
+@pytest.mark.parametrize("source", [
+    "<script>x</script>[click](javascript:alert(1))",
+    "<style>p{}</style>[a](JaVaScRiPt:alert(1)) <javascript:alert(1)>",
+    "<iframe></iframe>\n\n[d](data:text/html;base64,PHNjcmlwdD4=)",
+])
+def test_student_markdown_stays_text_when_a_viewer_renders_it_again(source: str) -> None:
+    """The formgrader renders a graded notebook's Markdown cells once more, with nbconvert's Markdown renderer."""
+    from nbconvert.filters.markdown import markdown2html_mistune
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)])
+    again = markdown2html_mistune(sanitize_notebook(nb).cells[0].source)
+    assert not ACTIVE_LINK.search(again), again
+
+
+ACTIVE_LINK = re.compile(r"""href\s*=\s*["']?\s*(javascript|vbscript|data):""", re.I)
+
+
+def test_control_without_the_entities_the_text_becomes_an_active_link() -> None:
+    from nbconvert.filters.markdown import markdown2html_mistune
+
+    assert ACTIVE_LINK.search(markdown2html_mistune(markdown_to_html("<script>x</script>[click](javascript:alert(1))")))
+
+
+def test_inert_markdown_shows_the_same_text() -> None:
+    from nbconvert.filters.markdown import markdown2html_mistune
+
+    html = markdown_to_html("Dose: *0.5* mg/kg [see](https://example.org) (IV)")
+    assert inert_for_markdown(html).count("<a ") == html.count("<a ")
+    rendered = markdown2html_mistune(inert_for_markdown(html))
+    assert "Dose:" in rendered.replace("&#58;", ":") and "(IV)" in rendered.replace("&#40;", "(").replace("&#41;", ")")
+
+
+def test_the_watchdog_counts_a_tree_without_following_a_link_or_changing_anything_outside(tmp_path: Path) -> None:
+    work, outside = tmp_path / "work", tmp_path / "instructor"
+    outside.mkdir(mode=0o700)
+    (outside / "notes.txt").write_text("x" * 5000)
+    work.mkdir()
+    (work / "a.bin").write_bytes(b"x" * 10_000)
+    hidden_folder = work / "hidden"
+    hidden_folder.mkdir()
+    (hidden_folder / "b.bin").write_bytes(b"x" * 20_000)
+    hidden_folder.chmod(0o300)  # the kernel made it unreadable
+    (work / "link").symlink_to(outside, target_is_directory=True)
+    outside.chmod(0o300)
+    size, entries = _tree_usage(work, 10_000)
+    assert size >= 30_000 and entries == 4  # a.bin, hidden, hidden/b.bin, link (counted, never entered)
+    assert os.stat(outside).st_mode & 0o777 == 0o300, "nothing through the link was touched"
+    if os.geteuid() != 0:  # root reads it as it is; a normal user's grader makes it readable, through the folder's own handle
+        assert os.stat(hidden_folder).st_mode & 0o777 == 0o700
