@@ -339,6 +339,11 @@ def test_ctrl_c_stops_the_class_and_spoils_no_grade(mixed_class: Path, tmp_path:
     assert "Traceback" not in err and "Task exception" not in err, err
     assert "stopped; grades recorded so far are in the gradebook" in err
     assert list(short_tmp.iterdir()) == []
+    for _ in range(50):  # and from the process table: no kernel of the stopped command lives on
+        if not _kernels_alive(short_tmp):
+            break
+        threading.Event().wait(0.1)
+    assert _kernels_alive(short_tmp) == []
     flags = _flags(course)
     assert not any(flagged or manual for _, flagged, manual, _ in flags.values()), flags
     assert 2 <= len(flags) < 10  # the ones in hand finished; the rest never started

@@ -13,7 +13,10 @@ score, to read the grader's secrets, or to hold up the class:
 * making the grader import a module by name (one that exits on import);
 * a function whose calls from the hidden tests would outlast the notebook's
   time limit;
-* a ``timestamp.txt`` of megabytes.
+* a ``timestamp.txt`` of megabytes;
+* terminal control sequences (clear the screen, set the window title, hide a
+  line) in what the kernel writes, in an error and in a cell's grade id, so
+  that the instructor's terminal would show something else.
 
 The class is graded as commands, ``ketamine-grade class --jobs 2`` and
 ``nbgrader autograde``, with a secret in the grader's environment. Both runs
@@ -128,6 +131,13 @@ import types as _types
 answer_q1 = answer_q2 = answer_q4 = answer_q5 = answer_q6 = _types.ModuleType("numpy.f2py.__main__")
 answer_q3 = _types.ModuleType("this")
 """
+ESCAPES = "\\x1b[2J\\x1b]2;all graded\\x07\\x1b[8m"  # clear the screen, retitle the window, hide what follows
+TERMINAL_ESCAPES = f"""
+import sys as _sys
+print("{ESCAPES}", file=_sys.stderr)
+print("{ESCAPES}")
+raise RuntimeError("{ESCAPES}")
+"""
 SLOW_FUNCTION = """
 def years_between(first_event, later_event):
     import time
@@ -157,6 +167,10 @@ def hostile_course(tmp_path_factory: pytest.TempPathFactory, sandbox: bool) -> P
     submit(course, QUIZ, "slow_function", submission(QUIZ, slow))
     submit(course, QUIZ, "honest", submission(QUIZ, solutions(QUIZ)))
     submit(course, QUIZ, "huge_timestamp", submission(QUIZ, solutions(QUIZ)))
+    escapes = submission(QUIZ, _wrong_everywhere(TERMINAL_ESCAPES))
+    escaped_id = next(c for c in escapes.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "q2_answer")
+    escaped_id.metadata["nbgrader"]["grade_id"] = "q2_answer\x1b[2J\x1b]2;all graded\x07"
+    submit(course, QUIZ, "terminal_escapes", escapes)
     (course / "submitted" / "huge_timestamp" / QUIZ / "timestamp.txt").write_text("2026-01-01 00:00:00 " + "0" * 3_000_000)
     (course / "nbgrader_config.py").write_text(
         f"c = get_config()\nload_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
@@ -271,6 +285,14 @@ def test_a_huge_timestamp_is_refused_before_anything_parses_it(graded: dict) -> 
     output = graded["run"].stdout + graded["run"].stderr
     assert "timestamp.txt is" in output and "huge_timestamp" in output, output[-3000:]
     assert graded["run"].returncode != 0
+
+
+def test_no_control_sequence_reaches_the_instructors_terminal(graded: dict) -> None:
+    scores = _scores(graded["course"])
+    assert scores.get("terminal_escapes", 0) == 0, scores
+    output = graded["run"].stdout + graded["run"].stderr
+    assert "\x1b" not in output and "\x07" not in output and "\x9b" not in output, [line for line in output.splitlines() if "\x1b" in line][:5]
+    assert "\\x1b[2J" in output, "the changed grade id reached the terminal, escaped: the attack was tried"
 
 
 def test_no_kernel_is_left_running(graded: dict) -> None:

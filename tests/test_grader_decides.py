@@ -12,8 +12,8 @@ import pytest
 from ketamine_course.grading import hidden
 from ketamine_course.grading.hidden import MODULES, _value, inert, verdict
 from ketamine_course.grading.protocol import Unsupported, decode
-from ketamine_course.grading.sanitize import inert_for_markdown, markdown_to_html, sanitize_notebook
 from ketamine_course.grading.sandbox import _tree_usage
+from ketamine_course.grading.sanitize import inert_for_markdown, markdown_to_html, sanitize_notebook
 
 
 def _test_cell(points: int, *outputs: nbformat.NotebookNode) -> nbformat.NotebookNode:
