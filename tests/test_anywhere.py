@@ -24,7 +24,7 @@ from nbgrader.api import Gradebook
 
 from grading_helpers import ROOT, make_course, question_points, solutions, submission, submit
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 QUIZ = "quiz01_history"
 BIN = Path(sys.executable).parent
 SHADOW = "import sys\nprint('\\x1b[31mthis launcher is the student\\'s own', file=sys.stderr)\nraise SystemExit(3)\n"

@@ -44,7 +44,7 @@ from nbgrader.api import Gradebook
 
 from grading_helpers import ROOT, make_course, question_points, solutions, submission, submit, wrong
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 QUIZ = "quiz01_history"
 BIN = Path(sys.executable).parent
 SECRET = "hub-token-5ba1e6c0ffee"

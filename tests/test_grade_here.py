@@ -12,7 +12,7 @@ import pytest
 from grading_helpers import ROOT, nbgrader_meta, question_points, solutions, submission, wrong
 from ketamine_course.grading import here
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 QUIZ = "quiz03_pharmacokinetics"
 POINTS = question_points(QUIZ)
 TOTAL = sum(POINTS.values())

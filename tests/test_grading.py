@@ -26,7 +26,7 @@ from grading_helpers import (
 from ketamine_course.grading import generate_release, grade_class, tamper_report
 from ketamine_course.grading import run as grading_run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 
 
 def test_release_is_regenerated_byte_identically(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ import pytest
 from grading_helpers import ROOT, question_points, solutions, submission
 from places import path_without, tracked_copy
 
+pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
+
 QUIZ = "quiz01_history"
 
 

@@ -20,7 +20,7 @@ import pytest
 from grading_helpers import ROOT, make_course, question_points, solutions, submission, submit
 from places import path_without
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 QUIZ = "quiz01_history"
 BIN = Path(sys.executable).parent
 BWRAP_IN_A_POD = "bwrap: No permissions to create new namespace, likely because the kernel does not allow non-privileged user namespaces."
