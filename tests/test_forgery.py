@@ -187,7 +187,9 @@ def _graded(hostile_course: Path, where: Path, command: list[str]) -> Iterator[d
     (course / "nbgrader_config.py").write_text((course / "nbgrader_config.py").read_text().replace(str(hostile_course), str(course)))
     kernels = Path(tempfile.mkdtemp(prefix="kf", dir="/tmp"))
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(kernels), "JUPYTERHUB_API_TOKEN": SECRET,
-                   "KETAMINE_INSTRUCTOR_SECRET": SECRET}
+                   "KETAMINE_INSTRUCTOR_SECRET": SECRET,
+                   # Python 3.12+ warns when a multi-threaded process forks (a possible deadlock in the child): show it if it happens
+                   "PYTHONWARNINGS": "always:This process:DeprecationWarning"}
     start = time.monotonic()
     run = subprocess.run(command, cwd=course, env=environment, capture_output=True, text=True, timeout=1800, check=False)
     elapsed = time.monotonic() - start
@@ -230,6 +232,10 @@ def test_no_hostile_student_scores_and_the_honest_one_scores_in_full(graded: dic
         assert scores[student] == 0, (student, scores, output)
     assert scores["honest"] == 10, (scores, output)
     assert scores["slow_function"] == 8, "every answer but the slow function's (2 points) is right"
+
+
+def test_the_grader_forks_its_workers_with_no_thread_running(graded: dict) -> None:
+    assert "multi-threaded, use of fork()" not in graded["run"].stderr, graded["run"].stderr[-2000:]
 
 
 def test_the_forged_results_are_shown_but_never_read_as_points(graded: dict) -> None:

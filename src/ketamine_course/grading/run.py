@@ -373,7 +373,7 @@ def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], worke
     # fork: a worker starts with nbgrader already imported, and the caller's main module is never run again
     # (a script calling grade_class needs no ``if __name__ == "__main__"`` guard)
     context = multiprocessing.get_context("fork")
-    slots = context.Queue()
+    slots = context.SimpleQueue()  # no feeder thread: the process stays single-threaded when it forks (Python 3.12+ warns otherwise)
     for slot in range(workers):
         slots.put(slot)
     done: set[str] = set()
