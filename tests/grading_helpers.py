@@ -228,6 +228,8 @@ MARKDOWN_CELLS = [
     f"<script>x</script>[click me too](javascript:{PAYLOAD_JS})",
     f"<style>p{{}}</style>[and me](javascript:{PAYLOAD_JS}) <javascript:{PAYLOAD_JS}>",
     f"<iframe></iframe>\n\n[me as well](JaVaScRiPt:{PAYLOAD_JS}) [data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    # ... and inside an attribute, once a blank line splits its tag and the viewer reads the tag as text
+    f'<?a>\n<span title="a\n\n[show the full answer](javascript:{PAYLOAD_JS})">t</span>\n?>',
     f"![tracker](http://192.0.2.1/pixel.png) ![svg](attachment:evil.svg) $\\href{{javascript:{PAYLOAD_JS}}}{{x}}$",
 ]
 

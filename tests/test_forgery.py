@@ -14,6 +14,11 @@ score, to read the grader's secrets, or to hold up the class:
 * a function whose calls from the hidden tests would outlast the notebook's
   time limit;
 * a ``timestamp.txt`` of megabytes;
+* cells given another role in their nbgrader metadata (an answer cell marked
+  as a test worth 50 points, a test cell turned into an answer cell);
+* a forged answer record that the grader would rebuild as gigabytes (a frame
+  whose columns pandas would spread over a long index), and one whose value
+  does not fit its array type (it may fail its own question only);
 * terminal control sequences (clear the screen, set the window title, hide a
   line) in what the kernel writes, in an error and in a cell's grade id, so
   that the instructor's terminal would show something else.
@@ -138,6 +143,21 @@ print("{ESCAPES}", file=_sys.stderr)
 print("{ESCAPES}")
 raise RuntimeError("{ESCAPES}")
 """
+FORGE_RECORD = """
+import ketamine_course.grading.protocol as _protocol, json as _json, sys as _sys
+_PAYLOAD = {payload}
+def _forged(grade_id, names, calls=None):
+    if grade_id == "q1_test":
+        print(_protocol.RECORD_MARKER + _json.dumps({"grade_id": grade_id, "values": {"answer_q1": _PAYLOAD}}))
+        return
+    namespace = _sys._getframe(1).f_globals
+    _protocol._emit({"grade_id": grade_id, "values": {n: _protocol.encode(namespace.get(n, _protocol._MISSING)) for n in names}})
+_protocol.record_answers = _forged
+"""
+HUGE_FRAME = FORGE_RECORD.replace("{payload}", repr({  # 0.4 MB of record; 2000 x 200 000 cells (3.2 GB) if spread
+    "type": "frame", "columns": {"type": "ndarray", "dtype": "int64", "shape": [2000], "data": list(range(2000))},
+    "index": {"type": "ndarray", "dtype": "int8", "shape": [200_000], "data": [0] * 200_000}, "data": [{}] * 2000}))
+OUT_OF_RANGE = FORGE_RECORD.replace("{payload}", repr({"type": "ndarray", "dtype": "uint8", "shape": [1], "data": [-1]}))
 SLOW_FUNCTION = """
 def years_between(first_event, later_event):
     import time
@@ -153,6 +173,7 @@ STUDENTS = {
     "namespaces_and_writes": _wrong_everywhere(NAMESPACES_AND_WRITES),
     "disk_in_tmp": _wrong_everywhere(DISK_IN_TMP),
     "module_by_name": {**_wrong_everywhere(""), "q1_answer": MODULE_BY_NAME},
+    "huge_frame": _wrong_everywhere(HUGE_FRAME),
 }
 
 
@@ -166,6 +187,17 @@ def hostile_course(tmp_path_factory: pytest.TempPathFactory, sandbox: bool) -> P
     slow = {k: v for k, v in solutions(QUIZ).items() if k != "q7_answer"} | {"q7_answer": SLOW_FUNCTION}
     submit(course, QUIZ, "slow_function", submission(QUIZ, slow))
     submit(course, QUIZ, "honest", submission(QUIZ, solutions(QUIZ)))
+    right_but_q1 = solutions(QUIZ) | {"q1_answer": OUT_OF_RANGE + "\n" + solutions(QUIZ)["q1_answer"]}
+    submit(course, QUIZ, "out_of_range", submission(QUIZ, right_but_q1))
+    recast = submission(QUIZ, solutions(QUIZ))
+    for cell in recast.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") == "q1_answer":
+            meta.update(grade=True, points=50)
+        if meta.get("grade_id") == "q2_test":
+            meta.update(grade=False, solution=True, locked=False)
+            meta.pop("points")
+    submit(course, QUIZ, "recast_cells", recast)
     submit(course, QUIZ, "huge_timestamp", submission(QUIZ, solutions(QUIZ)))
     escapes = submission(QUIZ, _wrong_everywhere(TERMINAL_ESCAPES))
     escaped_id = next(c for c in escapes.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "q2_answer")
@@ -191,7 +223,10 @@ def _graded(hostile_course: Path, where: Path, command: list[str]) -> Iterator[d
                    # Python 3.12+ warns when a multi-threaded process forks (a possible deadlock in the child): show it if it happens
                    "PYTHONWARNINGS": "always:This process:DeprecationWarning"}
     start = time.monotonic()
-    run = subprocess.run(command, cwd=course, env=environment, capture_output=True, text=True, timeout=1800, check=False)
+    # through a wrapper that reports the largest resident memory of any process of the run (grader, workers, kernels)
+    measured = [sys.executable, "-c", "import resource, subprocess, sys\nrun = subprocess.run(sys.argv[1:])\n"
+                "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\nsys.exit(run.returncode)", *command]
+    run = subprocess.run(measured, cwd=course, env=environment, capture_output=True, text=True, timeout=1800, check=False)
     elapsed = time.monotonic() - start
     time.sleep(1)
     import psutil
@@ -232,6 +267,15 @@ def test_no_hostile_student_scores_and_the_honest_one_scores_in_full(graded: dic
         assert scores[student] == 0, (student, scores, output)
     assert scores["honest"] == 10, (scores, output)
     assert scores["slow_function"] == 8, "every answer but the slow function's (2 points) is right"
+    assert scores["out_of_range"] == 10 - question_points(QUIZ)["q1"], "a record that fits no array fails its own question only"
+    assert scores["recast_cells"] == 10, "cells keep the quiz's roles: no 50-point answer cell, no test cell lost"
+    with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}", "ketamine-course") as gradebook:
+        assert gradebook.find_submission_notebook(QUIZ, QUIZ, "recast_cells").flagged, "and the instructor is told"
+
+
+def test_no_record_makes_the_grader_build_more_than_it_holds(graded: dict) -> None:
+    peak_kb = int(re.findall(r"^PEAK_KB (\d+)$", graded["run"].stderr, re.MULTILINE)[-1])
+    assert peak_kb < 1_000_000, f"a process of the run held {peak_kb / 1e6:.1f} GB"
 
 
 def test_the_grader_forks_its_workers_with_no_thread_running(graded: dict) -> None:

@@ -53,6 +53,45 @@ def test_a_module_named_by_the_kernel_is_not_imported(name: str) -> None:
     assert name not in set(sys.modules) - before
 
 
+def _frame(columns: int, rows: int, column: object) -> dict:
+    return {"type": "frame", "columns": {"type": "ndarray", "dtype": "int64", "shape": [columns], "data": list(range(columns))},
+            "index": {"type": "ndarray", "dtype": "int8", "shape": [rows], "data": [0] * rows}, "data": [column] * columns}
+
+
+@pytest.mark.parametrize("column", [{}, {"type": "int", "value": 1}, {"type": "dict", "items": []}], ids=["empty", "scalar", "dict"])
+def test_a_record_never_rebuilds_larger_than_it_is(column: object) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        rebuilt = decode(_frame(2000, 20_000, column))  # would be 40 million cells, spread by pandas
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(rebuilt, Unsupported) and peak_bytes < 50_000_000, peak_bytes
+
+
+def test_an_honest_frame_and_series_still_rebuild() -> None:
+    import pandas
+
+    from ketamine_course.grading.protocol import encode
+
+    frame = pandas.DataFrame({"drug": ["ketamine", "esketamine"], "dose_mg_per_kg": [0.5, 0.2]}, index=[3, 4])
+    pandas.testing.assert_frame_equal(decode(encode(frame)), frame)
+    pandas.testing.assert_series_equal(decode(encode(frame["drug"])), frame["drug"])
+
+
+@pytest.mark.parametrize("record", [
+    {"type": "ndarray", "dtype": "uint8", "shape": [1], "data": [-1]},
+    {"type": "ndarray", "dtype": "int64", "shape": [1], "data": [10 ** 30]},
+    {"type": "series", "index": {"type": "list", "items": []}, "values": {"type": "int", "value": 1}},
+    {"type": "frame", "index": {"type": "int", "value": 3}, "columns": {"type": "list", "items": []}, "data": []},
+    {"type": "frame", "index": {"type": "list", "items": []}, "columns": {"type": "list", "items": []}, "data": 7},
+], ids=["uint8 -1", "int64 overflow", "series of a scalar", "index a scalar", "data not a list"])
+def test_a_malformed_record_is_unsupported_never_an_error(record: dict) -> None:
+    assert isinstance(decode(record), Unsupported)
+
+
 def test_the_modules_a_hidden_test_may_use_arrive_as_the_graders_own() -> None:
     import math
 
@@ -72,7 +111,11 @@ def test_an_array_of_a_type_the_grader_does_not_name_is_unsupported(dtype: str) 
     "<script>x</script>[click](javascript:alert(1))",
     "<style>p{}</style>[a](JaVaScRiPt:alert(1)) <javascript:alert(1)>",
     "<iframe></iframe>\n\n[d](data:text/html;base64,PHNjcmlwdD4=)",
-])
+    # a link inside an attribute that a blank line splits, once the viewer reads the tag as text
+    '<?a>\n<span title="a\n\n[Show the full answer](javascript:alert(document.cookie))">t</span>\n?>',
+    '<img alt="x\n\n[y](javascript:alert(1))\n\n<javascript:alert(2)>" src="data:,">',
+    '<a href="https://example.org" title="\n\n[z](vbscript:x)">ok</a>',
+], ids=["script", "style", "iframe", "attribute split", "alt split", "title split"])
 def test_student_markdown_stays_text_when_a_viewer_renders_it_again(source: str) -> None:
     """The formgrader renders a graded notebook's Markdown cells once more, with nbconvert's Markdown renderer."""
     from nbconvert.filters.markdown import markdown2html_mistune

@@ -93,6 +93,11 @@ def _real(value: float) -> dict[str, Any]:
     return {"type": "float", "value": value} if math.isfinite(value) else {"type": "nonfinite", "value": repr(value)}
 
 
+def _column_values(values: Any) -> Any:
+    """A pandas column's values as the encoder takes them: a numeric array as it is, any other (text, mixed) as a list."""
+    return values if values.dtype.kind in "biuf" else values.tolist()
+
+
 def _encode(value: object, budget: _Budget, depth: int) -> dict[str, Any]:
     if depth > MAX_DEPTH:
         raise OverflowError("nested too deeply to record")
@@ -138,7 +143,7 @@ def _encode(value: object, budget: _Budget, depth: int) -> dict[str, Any]:
             "type": "series",
             "name": _encode(series.name, budget, depth + 1),  # type: ignore[attr-defined]
             "index": _encode(list(series.index), budget, depth + 1),  # type: ignore[attr-defined]
-            "values": _encode(series.to_numpy(), budget, depth + 1),  # type: ignore[attr-defined]
+            "values": _encode(_column_values(series.to_numpy()), budget, depth + 1),  # type: ignore[attr-defined]
         }
     if pandas is not None and kind is pandas.DataFrame:
         frame = value
@@ -146,7 +151,7 @@ def _encode(value: object, budget: _Budget, depth: int) -> dict[str, Any]:
             "type": "frame",
             "columns": _encode(list(frame.columns), budget, depth + 1),  # type: ignore[attr-defined]
             "index": _encode(list(frame.index), budget, depth + 1),  # type: ignore[attr-defined]
-            "data": [_encode(frame[column].to_numpy(), budget, depth + 1) for column in frame.columns],  # type: ignore[attr-defined,index]
+            "data": [_encode(_column_values(frame[column].to_numpy()), budget, depth + 1) for column in frame.columns],  # type: ignore[attr-defined,index]
         }
     if value is _MISSING:
         return {"type": "missing"}
@@ -216,7 +221,7 @@ def _decode(encoded: Any, depth: int) -> Any:
                 return Unsupported("ndarray")
             dtype = numpy.dtype(dtype_name)
             return numpy.array(encoded.get("data"), dtype=dtype).reshape([int(n) for n in encoded.get("shape", [])])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return Unsupported("ndarray")
     if kind == "npscalar":
         import numpy
@@ -234,22 +239,53 @@ def _decode(encoded: Any, depth: int) -> Any:
 
         try:
             index = _decode(encoded.get("index"), depth + 1)
+            if not _is_column(index):
+                return Unsupported(kind)
             if kind == "series":
-                return pandas.Series(_decode(encoded.get("values"), depth + 1), index=index, name=_decode(encoded.get("name"), depth + 1))
+                values = _decode(encoded.get("values"), depth + 1)
+                if not _is_column(values, len(index)):
+                    return Unsupported(kind)
+                return pandas.Series(values, index=index, name=_decode(encoded.get("name"), depth + 1))
             columns = _decode(encoded.get("columns"), depth + 1)
             data = [_decode(column, depth + 1) for column in encoded.get("data", [])]
+            # every column as long as the index, as the kernel's encoder writes them: pandas would broadcast a
+            # scalar or align a dict over the whole index, and a small record would become columns x rows cells
+            if not (_is_column(columns) and all(_is_column(column, len(index)) for column in data)):
+                return Unsupported(kind)
             return pandas.DataFrame(dict(zip(columns, data, strict=True)), index=index, columns=columns)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return Unsupported(kind)
     return Unsupported(str(encoded.get("name", kind))[:100])
 
 
+def _is_column(values: Any, length: int | None = None) -> bool:
+    """Whether a decoded value is a flat sequence (a list, tuple or one-dimensional array), of ``length`` if given.
+
+    A frame's or series' parts must be such sequences: then what the grader
+    builds is never larger than the record the kernel printed.
+    """
+    import numpy
+
+    if isinstance(values, numpy.ndarray):
+        flat = values.ndim == 1
+    else:
+        flat = isinstance(values, (list, tuple))
+    return flat and (length is None or len(values) == length)
+
+
 def decode(encoded: Any) -> Any:
-    """A genuine object rebuilt from a description (:class:`Unsupported` for anything else)."""
+    """A genuine object rebuilt from a description (:class:`Unsupported` for anything else).
+
+    The description comes from the student's kernel: whatever it holds, the
+    result is a value or :class:`Unsupported`, never an exception (a record
+    fails its own question only) and never larger than the record itself.
+    """
     try:
         return _decode(encoded, 0)
     except RecursionError:
         return Unsupported("nested too deeply")
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError):
+        return Unsupported("malformed")
 
 
 # --------------------------------------------------------------------------

@@ -131,8 +131,20 @@ def inert_for_markdown(markup: str) -> str:
     """
     parts = _TAG.split(markup)
     for index in range(0, len(parts), 2):  # text between tags (tags are the odd items)
-        parts[index] = _MARKDOWN_ACTIVE.sub(lambda m: f"&#{ord(m.group(0))};", parts[index])
+        parts[index] = _MARKDOWN_ACTIVE.sub(_entity, parts[index])
+    for index in range(1, len(parts), 2):
+        # attribute values too, line breaks included: a viewer that reads a tag split by a blank line as
+        # text would otherwise find Markdown in it (``title="a<blank line>[x](javascript:...)"``)
+        parts[index] = _ATTRIBUTE.sub(lambda m: m.group(1) + _ATTRIBUTE_ACTIVE.sub(_entity, m.group(2)) + m.group(3), parts[index])
     return "".join(parts)
+
+
+_ATTRIBUTE = re.compile(r"""(=\s*")([^"]*)(")""")
+_ATTRIBUTE_ACTIVE = re.compile(r"[\[\]()*_`!#~|<>:\\\r\n]")
+
+
+def _entity(match: re.Match[str]) -> str:
+    return f"&#{ord(match.group(0))};"
 
 
 def markdown_to_html(source: str, attachments: dict[str, Any] | None = None) -> str:

@@ -6,8 +6,10 @@ nbgrader's sanitizing step (so ``nbgrader autograde`` reports too), logs each
 finding and writes it to ``reports/tamper/<quiz>/<student>.json``, which
 ``ketamine-grade`` reads back. :class:`RepairCells` then makes the notebook
 gradable: nbgrader metadata that does not validate is removed (the cell is
-graded as an ordinary cell) and of several cells carrying one id (a pasted
-cell) the student's own copy keeps the id. Without it, nbgrader stops the
+graded as an ordinary cell), a cell whose role was changed (an answer cell
+marked as a test, other points) gets the quiz's own back from the gradebook,
+and of several cells carrying one id (a pasted cell) the student's own copy
+keeps the id. Without it, nbgrader stops the
 whole batch with ``SchemaTooOldError`` on the first pasted cell.
 """
 
@@ -173,18 +175,45 @@ class ReportTampering(_preprocessor_base()):  # type: ignore[misc]
         return nb, resources
 
 
-def _stub_sources(resources: dict[str, Any]) -> dict[str, str]:
-    """The release version's source of each answer cell, from the gradebook."""
+def _quiz_cells(resources: dict[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """From the gradebook: the release version's source of each nbgrader cell, and each cell's role.
+
+    A role is the nbgrader flags the quiz gave the cell (``grade``,
+    ``solution``, ``locked``, and ``points`` for a test cell); task cells
+    have none here and are left as they are.
+    """
     from nbgrader.api import Gradebook
 
     info = resources.get("nbgrader", {})
     with Gradebook(info["db_url"]) as gradebook:
         notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
-        return {cell.name: (cell.source or "").strip() for cell in notebook.source_cells}
+        stubs = {cell.name: (cell.source or "").strip() for cell in notebook.source_cells}
+        tasks = {cell.name for cell in notebook.task_cells}
+        points = {cell.name: cell.max_score for cell in notebook.grade_cells}
+        solutions = {cell.name for cell in notebook.solution_cells}
+        roles: dict[str, dict[str, Any]] = {}
+        for cell in notebook.source_cells:
+            if cell.name in tasks:
+                continue
+            role: dict[str, Any] = {"grade": cell.name in points, "solution": cell.name in solutions, "locked": bool(cell.locked)}
+            if cell.name in points:
+                role["points"] = points[cell.name]
+            roles[cell.name] = role
+    return stubs, roles
+
+
+def _restore_role(cell: NotebookNode, role: dict[str, Any]) -> bool:
+    """Give a cell back the role the quiz gave it (an answer cell a student marked as graded, changed points); whether it changed."""
+    meta = cell.metadata.nbgrader
+    wanted = {**{k: v for k, v in meta.items() if k not in ("grade", "solution", "locked", "points")}, **role}
+    if wanted == dict(meta):
+        return False
+    cell.metadata["nbgrader"] = wanted
+    return True
 
 
 class RepairCells(_preprocessor_base()):  # type: ignore[misc]
-    """Make a submission gradable: drop invalid nbgrader metadata; of duplicated ids keep the student's own copy.
+    """Make a submission gradable: drop invalid nbgrader metadata; restore each cell's role; of duplicated ids keep the student's own copy.
 
     Cells whose id the quiz does not have lose their metadata too. Of several
     answer cells with one id, the last one whose source differs
@@ -194,7 +223,7 @@ class RepairCells(_preprocessor_base()):  # type: ignore[misc]
     """
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
-        stubs = _stub_sources(resources)
+        stubs, roles = _quiz_cells(resources)
         copies: dict[str, list[NotebookNode]] = {}
         for cell in nb.cells:
             if "nbgrader" not in cell.get("metadata", {}):
@@ -202,7 +231,10 @@ class RepairCells(_preprocessor_base()):  # type: ignore[misc]
             if not _valid_nbgrader(cell) or cell.metadata.nbgrader["grade_id"] not in stubs:
                 del cell.metadata["nbgrader"]  # corrupted, or an id the quiz does not have
                 continue
-            copies.setdefault(cell.metadata.nbgrader["grade_id"], []).append(cell)
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            if grade_id in roles and _restore_role(cell, roles[grade_id]):
+                self.log.warning("Cell %r: its nbgrader role was changed; graded with the quiz's own", printable(grade_id))
+            copies.setdefault(grade_id, []).append(cell)
         for grade_id, cells in copies.items():
             if len(cells) == 1:
                 continue
