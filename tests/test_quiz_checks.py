@@ -163,8 +163,43 @@ def test_every_slip_a_quiz_names_is_tried() -> None:
     for quiz in QUIZZES:
         for grade_id, source in _cells(quiz).items():
             if grade_id.endswith("_test"):
-                for slip in re.findall(r'"([a-z_]+)": "[0-9a-f]{16}"', source):
+                for slip in re.findall(r'"([a-z_]+)": "(?:[0-9a-f]{2}|[0-9a-f]{16})"', source):
                     named.add((quiz, grade_id.split("_")[0], SLIPS[slip]))
     tried = {(quiz, question, message) for quiz, question, _, message in SLIP_CASES}
     assert named, "no quiz names a slip"
     assert named <= tried, f"slips named but never tried: {sorted(named - tried)}"
+
+
+def _named_slips() -> list[tuple[str, str, str, str]]:
+    """(quiz, question, slip, fingerprint) for every slip a check cell names."""
+    found = []
+    for quiz in QUIZZES:
+        for grade_id, source in _cells(quiz).items():
+            if grade_id.endswith("_test"):
+                for slip, fingerprint in re.findall(r'"([a-z_]+)": "([0-9a-f]{2}|[0-9a-f]{16})"', source):
+                    found.append((quiz, grade_id.split("_")[0], slip, fingerprint))
+    return found
+
+
+@pytest.mark.parametrize(("quiz", "question"), sorted({(q, n) for q, n, _, _ in _named_slips()}))
+def test_no_answer_the_grader_accepts_is_named_a_slip(quiz: str, question: str) -> None:
+    """A short fingerprint matches unrelated values too: never one within 2% of the solution."""
+    namespace: dict = {}
+    exec(_cells(quiz)["setup"], namespace)  # noqa: S102 - the quiz's own setup cell
+    exec(solutions(quiz)[f"{question}_answer"], namespace)  # noqa: S102 - the quiz's own solution
+    right = float(namespace[f"answer_{question}"])
+    for step in range(-40, 41):  # every three-figure value from 2% below to 2% above
+        value = right * (1 + step / 2000)
+        passed, said = visible_check(quiz, question, f"answer_{question} = {value!r}")
+        assert said not in SLIPS.values(), (value, said)
+
+
+@pytest.mark.parametrize(("quiz", "question", "slip", "fingerprint"), _named_slips())
+def test_a_check_cell_does_not_give_its_slip_value_away(quiz: str, question: str, slip: str, fingerprint: str) -> None:
+    """Trying every three-figure number against a fingerprint leaves dozens of candidates around the slip's value, not one."""
+    from ketamine_course.quiz import slip_fingerprint
+
+    assert len(fingerprint) == 2, "short fingerprints only in the course's own quizzes"
+    matches = [mantissa * 10.0 ** exponent for exponent in range(-4, 5) for mantissa in range(100, 1000)
+               if slip_fingerprint(mantissa * 10.0 ** exponent, question) == fingerprint]
+    assert len(matches) >= 20, matches

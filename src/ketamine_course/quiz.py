@@ -92,24 +92,44 @@ A question names a slip by the *fingerprint* of the wrong value it produces
 to compute it."""
 
 _FINGERPRINT_DIGITS = 3
+FINGERPRINT_BITS = 8
+"""Bits a slip's fingerprint keeps. A check cell is in the student's hands, and a
+wrong value has few significant figures: a long fingerprint of it could be
+reversed by trying every three-figure number, and the wrong value (the right
+one times 60, or divided by 1000) gives the answer away. One of 256 keeps
+dozens of candidates in any plausible range; the price is that an unrelated
+wrong answer is named as a slip about once in a hundred (three roundings are
+tried), and ``tests/test_quiz_checks.py`` checks that no answer the grader
+accepts is ever named a slip."""
 
 
-def slip_fingerprint(value: float) -> str:
-    """A short fingerprint of a number at three significant figures (for naming a slip without showing its value).
+def slip_fingerprint(value: float, question: str = "") -> str:
+    """A short fingerprint of a number at three significant figures, salted with the question (names a slip, reveals little).
 
-    >>> slip_fingerprint(90.0) == slip_fingerprint(90.04)
+    >>> slip_fingerprint(90.0, "q1") == slip_fingerprint(90.04, "q1")
     True
-    >>> slip_fingerprint(90.0) == slip_fingerprint(40.8)
-    False
+    >>> len(slip_fingerprint(90.0, "q1"))
+    2
     """
+    import hashlib
+
+    digest = hashlib.sha256(f"{question}:{float(value):.{_FINGERPRINT_DIGITS}g}".encode()).hexdigest()
+    return digest[: FINGERPRINT_BITS // 4]
+
+
+def _legacy_fingerprint(value: float) -> str:
+    """The 16-character fingerprint of earlier releases (still recognised in instructors' own quizzes)."""
     import hashlib
 
     return hashlib.sha256(f"{float(value):.{_FINGERPRINT_DIGITS}g}".encode()).hexdigest()[:16]
 
 
-def _matches_fingerprint(value: float, fingerprint: str) -> bool:
+def _matches_fingerprint(value: float, fingerprint: str, question: str = "") -> bool:
     """True if ``value``, allowing for rounding at the third significant figure, has this fingerprint."""
-    return any(slip_fingerprint(value * (1 + nudge)) == fingerprint for nudge in (0.0, -0.002, 0.002))
+    def make(number: float) -> str:
+        return _legacy_fingerprint(number) if len(fingerprint) == 16 else slip_fingerprint(number, question)
+
+    return any(make(value * (1 + nudge)) == fingerprint for nudge in (0.0, -0.002, 0.002))
 
 
 def check_choice(question: str, answer: object, options: str = "ABCD") -> None:
@@ -148,7 +168,8 @@ def check_number(
     The message names the slip that happened, and only that one:
 
     * ``slips`` maps a slip of :data:`SLIPS` to the fingerprint of the wrong
-      value it produces for this question (:func:`slip_fingerprint`);
+      value it produces for this question (:func:`slip_fingerprint` of that
+      value and ``question``);
     * ``fraction``: the answer is a fraction, so a value between 1 and 100 is a
       percentage typed for it;
     * ``not_a_fraction``: the answer is a quantity in ``unit``, so a value between
@@ -166,7 +187,7 @@ def check_number(
     if not math.isfinite(value):
         raise QuizCheckFailed(question, f"the answer is {value}: a finite number is needed")
     for slip, fingerprint in (slips or {}).items():
-        if _matches_fingerprint(value, fingerprint):
+        if _matches_fingerprint(value, fingerprint, question):
             raise QuizCheckFailed(question, SLIPS[slip])
     low, high = plausible
     if fraction and 1 < abs(value) <= 100:
