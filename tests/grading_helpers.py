@@ -230,6 +230,10 @@ MARKDOWN_CELLS = [
     f"<iframe></iframe>\n\n[me as well](JaVaScRiPt:{PAYLOAD_JS}) [data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
     # ... and inside an attribute, once a blank line splits its tag and the viewer reads the tag as text
     f'<?a>\n<span title="a\n\n[show the full answer](javascript:{PAYLOAD_JS})">t</span>\n?>',
+    # ... and once the feedback step's cleaning has written the entities back as characters (a raw quote closes the title)
+    f'<?a>\n<span title="a\n\nb">t</span><i title="z">t</i> [feedback link](javascript:{PAYLOAD_JS})\n?>',
+    # TeX that MathJax reads across a tag: \href with a javascript: target
+    f"&#36;\\hr<wbr>ef{{javascript:{PAYLOAD_JS}}}{{mathjax link}}&#36;",
     f"![tracker](http://192.0.2.1/pixel.png) ![svg](attachment:evil.svg) $\\href{{javascript:{PAYLOAD_JS}}}{{x}}$",
 ]
 

@@ -15,7 +15,8 @@ score, to read the grader's secrets, or to hold up the class:
   time limit;
 * a ``timestamp.txt`` of megabytes;
 * cells given another role in their nbgrader metadata (an answer cell marked
-  as a test worth 50 points, a test cell turned into an answer cell);
+  as a test worth 50 points, a test cell turned into an answer cell, cells
+  marked as tasks);
 * a forged answer record that the grader would rebuild as gigabytes (a frame
   whose columns pandas would spread over a long index), and one whose value
   does not fit its array type (it may fail its own question only);
@@ -197,6 +198,8 @@ def hostile_course(tmp_path_factory: pytest.TempPathFactory, sandbox: bool) -> P
         if meta.get("grade_id") == "q2_test":
             meta.update(grade=False, solution=True, locked=False)
             meta.pop("points")
+        if meta.get("grade_id") in ("intro", "q3_test", "q4_answer"):
+            meta["task"] = True  # nbgrader's task cells must be Markdown: it stopped grading the notebook
     submit(course, QUIZ, "recast_cells", recast)
     submit(course, QUIZ, "huge_timestamp", submission(QUIZ, solutions(QUIZ)))
     escapes = submission(QUIZ, _wrong_everywhere(TERMINAL_ESCAPES))

@@ -87,9 +87,27 @@ def test_an_honest_frame_and_series_still_rebuild() -> None:
     {"type": "series", "index": {"type": "list", "items": []}, "values": {"type": "int", "value": 1}},
     {"type": "frame", "index": {"type": "int", "value": 3}, "columns": {"type": "list", "items": []}, "data": []},
     {"type": "frame", "index": {"type": "list", "items": []}, "columns": {"type": "list", "items": []}, "data": 7},
-], ids=["uint8 -1", "int64 overflow", "series of a scalar", "index a scalar", "data not a list"])
+    {"type": "series", "name": {"type": "none"}, "index": {"type": "ndarray", "dtype": "float16", "shape": [1], "data": [1.0]},
+     "values": {"type": "list", "items": [{"type": "int", "value": 1}]}},
+    {"type": "frame", "columns": {"type": "ndarray", "dtype": "float16", "shape": [1], "data": [1.0]},
+     "index": {"type": "list", "items": [{"type": "int", "value": 0}]}, "data": [{"type": "list", "items": [{"type": "int", "value": 1}]}]},
+], ids=["uint8 -1", "int64 overflow", "series of a scalar", "index a scalar", "data not a list", "float16 index", "float16 columns"])
 def test_a_malformed_record_is_unsupported_never_an_error(record: dict) -> None:
     assert isinstance(decode(record), Unsupported)
+
+
+@pytest.mark.parametrize("kind", ["set", "frozenset", "dict"])
+def test_numbers_with_one_hash_are_refused_in_linear_time(kind: str) -> None:
+    import time
+
+    numbers = [{"type": "int", "value": j * (2**61 - 1)} for j in range(1, 20_001)]  # all hash to 0: quadratic to insert
+    record = {"type": kind, "items": [[n, {"type": "none"}] for n in numbers] if kind == "dict" else numbers}
+    start = time.perf_counter()
+    assert isinstance(decode(record), Unsupported)
+    assert time.perf_counter() - start < 1.0
+    honest = {"type": kind, "items": [[{"type": "int", "value": j}, {"type": "none"}] for j in range(20_000)] if kind == "dict"
+              else [{"type": "int", "value": j} for j in range(20_000)]}
+    assert len(decode(honest)) == 20_000
 
 
 def test_the_modules_a_hidden_test_may_use_arrive_as_the_graders_own() -> None:
@@ -123,6 +141,41 @@ def test_student_markdown_stays_text_when_a_viewer_renders_it_again(source: str)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)])
     again = markdown2html_mistune(sanitize_notebook(nb).cells[0].source)
     assert not ACTIVE_LINK.search(again), again
+
+
+@pytest.mark.parametrize("source", [
+    '<?a>\n<span title="a\n\nb">t</span><i title="z">t</i> [link](javascript:alert(1))\n?>',
+    '<?a>\n<span title="a\n\n[Show](javascript:alert(document.cookie))">t</span>\n?> $x^2$',
+    "<script>x</script>[click](javascript:alert(1)) $\\frac{1}{2}$",
+], ids=["raw quote", "attribute split", "beside math"])
+def test_student_markdown_stays_text_on_the_feedback_page(source: str) -> None:
+    """Feedback: the graded notebook is cleaned again and its mathematics made MathML, then the exporter renders Markdown."""
+    from nbconvert.filters.markdown import markdown2html_mistune
+
+    from ketamine_course.grading.sanitize import RenderMathOffline
+
+    nb = sanitize_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)]))
+    nb, _ = RenderMathOffline().preprocess(nb, {})
+    again = markdown2html_mistune(nb.cells[0].source)
+    assert not ACTIVE_LINK.search(again), again
+
+
+def test_mathjax_never_reads_student_content() -> None:
+    """MathJax reads text, not markup: TeX split by a tag or written with entities is TeX to it (``\\href{javascript:...}``)."""
+    from bs4 import BeautifulSoup
+    from nbconvert.filters.markdown import markdown2html_mistune
+
+    tex = "&#36;\\hr<wbr>ef{javascript:alert(1)}{x}&#36;\n\n$$\\href{javascript:alert(2)}{y}$$"
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": tex}), nbformat.v4.new_output("display_data", data={"text/markdown": tex})]
+    nb = sanitize_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(tex), cell]))
+    shown = [markdown2html_mistune(nb.cells[0].source)] + [o.data["text/html"] for o in nb.cells[1].outputs]  # as the formgrader shows them
+    for markup in shown:
+        page = BeautifulSoup(markup, "html.parser")
+        found = page.find_all(string=re.compile("javascript"))
+        assert found, markup  # the TeX is still there, as text
+        for text in found:
+            assert text.find_parent(class_="tex2jax_ignore") is not None, markup
 
 
 ACTIVE_LINK = re.compile(r"""href\s*=\s*["']?\s*(javascript|vbscript|data):""", re.I)

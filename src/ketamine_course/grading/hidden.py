@@ -248,7 +248,8 @@ def judge_hidden(hidden: str, record: dict[str, Any], visible: str = "", calls: 
     """Run a hidden region in the grader against a record: the outputs nbgrader would have seen from it."""
     namespace = _grader_namespace()
     exec(compile(_visible_definitions(visible), "<visible part>", "exec"), namespace)  # noqa: S102 - instructor's code
-    values = record.get("values", {})
+    values = record.get("values")
+    values = values if isinstance(values, dict) else {}  # a forged record may hold anything
     for name in kernel_inputs(hidden, visible):  # only the names the hidden code reads: never a builtin or the grader's own
         namespace[name] = _value(name, values.get(name, {"type": "missing"}), calls)
     tree = ast.parse(hidden)

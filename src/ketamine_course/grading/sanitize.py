@@ -43,6 +43,7 @@ __all__ = [
     "math_to_mathml",
     "sanitize_notebook",
     "inert_for_markdown",
+    "without_mathjax",
     "SanitizeNotebook",
     "RenderMathOffline",
 ]
@@ -147,6 +148,19 @@ def _entity(match: re.Match[str]) -> str:
     return f"&#{ord(match.group(0))};"
 
 
+def without_mathjax(markup: str) -> str:
+    """Clean HTML in a container MathJax (versions 2 and 3) leaves alone.
+
+    The formgrader typesets a page's TeX with MathJax, which reads the
+    page's text, not its markup: ``$\\hr<wbr>ef{javascript:...}{x}$`` is
+    ``\\href`` to it, whatever entities or tags the text holds, and only
+    MathJax's optional ``Safe`` extension would keep the link from being
+    made. Student content never needs MathJax (feedback pages show its
+    mathematics as MathML), so it is kept out of its reach.
+    """
+    return f'<div class="tex2jax_ignore">{markup}</div>'
+
+
 def markdown_to_html(source: str, attachments: dict[str, Any] | None = None) -> str:
     """Markdown rendered as nbconvert renders it (mathematics kept as text), attachments inlined, then cleaned."""
     from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
@@ -185,9 +199,9 @@ def _sanitize_output(output: NotebookNode) -> NotebookNode:
         if _valid_base64(data.get(mime)):
             clean[mime] = data[mime]
     if isinstance(data.get("text/html"), str):
-        clean["text/html"] = inert_for_markdown(clean_html(data["text/html"]))
+        clean["text/html"] = without_mathjax(inert_for_markdown(clean_html(data["text/html"])))
     elif isinstance(data.get("text/markdown"), str):
-        clean["text/html"] = inert_for_markdown(markdown_to_html(data["text/markdown"]))
+        clean["text/html"] = without_mathjax(inert_for_markdown(markdown_to_html(data["text/markdown"])))
     removed = sorted(set(data) - set(clean) - {"text/markdown"})
     if removed and "text/plain" not in clean and not (set(clean) & {"image/png", "image/jpeg", "text/html"}):
         clean["text/plain"] = _OUTPUT_NOTE.format(", ".join(m[:60] for m in removed[:3]))
@@ -218,7 +232,7 @@ def sanitize_notebook(nb: NotebookNode, trusted: dict[str, str] | None = None) -
         if cell.cell_type == "markdown" and trusted and grade_id in trusted and cell.source == trusted[grade_id] and not cell.get("attachments"):
             continue
         if cell.cell_type == "markdown":
-            cell.source = inert_for_markdown(markdown_to_html(cell.source, cell.get("attachments")))
+            cell.source = without_mathjax(inert_for_markdown(markdown_to_html(cell.source, cell.get("attachments"))))
             cell.pop("attachments", None)
         elif cell.cell_type == "raw":
             cell.source = html.escape(cell.source)
@@ -284,5 +298,7 @@ class RenderMathOffline(_preprocessor_base()):  # type: ignore[misc]
         resources["ketamine_csp"] = CONTENT_SECURITY_POLICY  # the feedback_safe template writes it into the page
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                cell.source = math_to_mathml(cell.source)
+                # cleaning again writes the entities back as characters: make the text inert once more, since
+                # the feedback exporter renders the cell as Markdown after this
+                cell.source = inert_for_markdown(math_to_mathml(cell.source))
         return nb, resources

@@ -63,6 +63,10 @@ def _nbgrader_cells(nb: NotebookNode) -> list[NotebookNode]:
     return [c for c in nb.cells if "nbgrader" in c.get("metadata", {})]
 
 
+_ROLE_FLAGS = ("grade", "solution", "locked", "points", "task")
+"""The nbgrader flags that give a cell its role in the quiz (restored from the gradebook, compared in the report)."""
+
+
 def tamper_report(submitted: NotebookNode, release: NotebookNode) -> list[TamperFinding]:
     """Compare a submission's graded and locked cells with the release version.
 
@@ -102,8 +106,8 @@ def tamper_report(submitted: NotebookNode, release: NotebookNode) -> list[Tamper
         if meta.get("locked") and cell.source.strip() != original.source.strip():
             findings.append(TamperFinding(grade_id, "edited", "a locked cell was changed (nbgrader restores it from the gradebook)"))
         cell_meta = cell.metadata.nbgrader
-        for flag in ("grade", "solution", "locked", "points"):
-            if cell_meta.get(flag) != meta.get(flag):
+        for flag in _ROLE_FLAGS:
+            if (cell_meta.get(flag) != meta.get(flag)) if flag != "task" else (bool(cell_meta.get(flag)) != bool(meta.get(flag))):
                 findings.append(TamperFinding(grade_id, "metadata edited", f"{flag} changed from {meta.get(flag)!r} to {cell_meta.get(flag)!r}"))
     for grade_id in seen:
         if grade_id not in expected:
@@ -205,7 +209,7 @@ def _quiz_cells(resources: dict[str, Any]) -> tuple[dict[str, str], dict[str, di
 def _restore_role(cell: NotebookNode, role: dict[str, Any]) -> bool:
     """Give a cell back the role the quiz gave it (an answer cell a student marked as graded, changed points); whether it changed."""
     meta = cell.metadata.nbgrader
-    wanted = {**{k: v for k, v in meta.items() if k not in ("grade", "solution", "locked", "points")}, **role}
+    wanted = {**{k: v for k, v in meta.items() if k not in _ROLE_FLAGS}, **role}  # "task" only where the quiz has one
     if wanted == dict(meta):
         return False
     cell.metadata["nbgrader"] = wanted
