@@ -206,13 +206,11 @@ def _decode(encoded: Any, depth: int) -> Any:
     if kind == "dict" and isinstance(items, list):
         if not all(isinstance(pair, list) and len(pair) == 2 for pair in items):
             return Unsupported("dict")
-        if not _hashes_spread([_decode(pair[0], depth + 1) for pair in items]):
+        keys = [_decode(pair[0], depth + 1) for pair in items]
+        if not _hashes_spread(keys):
             return Unsupported("dict")
         result = {}
-        for pair in items:
-            if not (isinstance(pair, list) and len(pair) == 2):
-                return Unsupported("dict")
-            key = _decode(pair[0], depth + 1)
+        for key, pair in zip(keys, items, strict=True):
             try:
                 result[key] = _decode(pair[1], depth + 1)
             except TypeError:

@@ -67,6 +67,11 @@ _ROLE_FLAGS = ("grade", "solution", "locked", "points", "task")
 """The nbgrader flags that give a cell its role in the quiz (restored from the gradebook, compared in the report)."""
 
 
+def _role_flag(meta: dict[str, Any], flag: str) -> Any:
+    """One role flag of a cell's nbgrader metadata (``task`` absent is ``task`` false, as nbgrader reads it)."""
+    return bool(meta.get(flag)) if flag == "task" else meta.get(flag)
+
+
 def tamper_report(submitted: NotebookNode, release: NotebookNode) -> list[TamperFinding]:
     """Compare a submission's graded and locked cells with the release version.
 
@@ -107,7 +112,7 @@ def tamper_report(submitted: NotebookNode, release: NotebookNode) -> list[Tamper
             findings.append(TamperFinding(grade_id, "edited", "a locked cell was changed (nbgrader restores it from the gradebook)"))
         cell_meta = cell.metadata.nbgrader
         for flag in _ROLE_FLAGS:
-            if (cell_meta.get(flag) != meta.get(flag)) if flag != "task" else (bool(cell_meta.get(flag)) != bool(meta.get(flag))):
+            if _role_flag(cell_meta, flag) != _role_flag(meta, flag):
                 findings.append(TamperFinding(grade_id, "metadata edited", f"{flag} changed from {meta.get(flag)!r} to {cell_meta.get(flag)!r}"))
     for grade_id in seen:
         if grade_id not in expected:
