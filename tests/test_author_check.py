@@ -54,3 +54,19 @@ def test_a_hidden_test_the_judge_would_refuse_is_reported(tmp_path: Path) -> Non
 
     lines = author_check(_faulty_course(tmp_path, quiz, uses_globals), quiz)
     assert len(lines) == 1 and not lines[0].ok and "q1_test" in lines[0].detail and "globals()" in lines[0].detail
+
+
+def test_a_check_that_recognises_a_wrong_value_is_reported(tmp_path: Path, sandbox: bool) -> None:
+    """A visible check naming a slip by fingerprint (as earlier releases did) lets a student search for the slip's value: reported."""
+    quiz = "quiz05_safety"
+
+    def fingerprinted(nb: dict) -> None:
+        cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_test")
+        source = "".join(cell["source"])
+        cell["source"] = source.replace('scale_slips={"percent_not_fraction": 0.01}', 'slips={"percent_not_fraction": "82"}')
+        assert cell["source"] != source
+
+    lines = author_check(_faulty_course(tmp_path, quiz, fingerprinted), quiz, sandbox=sandbox)
+    problems = [line for line in lines if not line.ok]
+    assert [line.copy for line in problems] == ["q1_test"], check_text(quiz, lines)
+    assert "grade_number(..., slips=" in problems[0].detail

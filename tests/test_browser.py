@@ -334,17 +334,17 @@ def test_quiz_answered_correctly_passes_nbgrader_validate(lab: JupyterLab, page:
     cells = panel.locator(".jp-Notebook .jp-Cell")
     expect(cells).to_have_count(len(release.cells))
 
-    # A classic slip (pounds used as kilograms), checked as a learner does: the visible check names it, without a traceback.
-    _answer(page, cells.nth(position["q1_answer"]), "answer_q1 = 0.5 * 143")
+    # A classic slip (a pump rate per minute), checked as a learner does: the visible check names it, without a traceback.
+    _answer(page, cells.nth(position["q3_answer"]), "answer_q3 = 0.5 * 143 / 2.20462262185 / 10 / 40")
     cells.nth(position["setup"]).locator(".jp-InputPrompt").click()
-    for _ in range(position["setup"], position["q1_test"] + 1):
+    for _ in range(position["setup"], position["q3_test"] + 1):
         page.keyboard.press("Shift+Enter")
-    feedback = cells.nth(position["q1_test"]).locator(".jp-OutputArea-output")
-    expect(feedback).to_have_text(f"✗ q1: {SLIPS['pounds_as_kg']}")
+    feedback = cells.nth(position["q3_test"]).locator(".jp-OutputArea-output")
+    expect(feedback).to_have_text(f"✗ q3: {SLIPS['per_minute']}")
     expect(feedback).not_to_contain_text("Traceback")
 
     # Answer every question with the instructor's solution, typed into the student version.
-    unanswered = panel.locator(".jp-CodeCell").filter(has_text="raise NotImplementedError()")
+    unanswered = panel.locator(".jp-CodeCell .jp-InputArea").filter(has_text="raise NotImplementedError()")  # outputs may quote it
     expect(unanswered).to_have_count(len(answers) - 1)
     for grade_id, code in answers.items():
         cell = cells.nth(position[grade_id])
@@ -434,10 +434,10 @@ def test_the_learners_journey_from_the_printed_address_to_a_checked_quiz(lab: Ju
     cells = panel.locator(".jp-Notebook .jp-Cell")
     expect(cells).to_have_count(len(release.cells))
     slips = {
-        "q1": ("answer_q1 = 0.5 * 143", f"✗ q1: {SLIPS['pounds_as_kg']}"),
+        "q1": ("answer_q1 = -35", "✗ q1: -35 mg is not plausible: it must be positive"),
         "q2": ('answer_q2 = "4.1 mL"', re.compile(r"^✗ q2: the answer must be a number in mL \(no units or text, just the number\)")),
         "q3": ("answer_q3 = 0.5 * 143 / 2.20462262185 / 10 / 40", f"✗ q3: {SLIPS['per_minute']}"),
-        "q5": ("answer_q5 = 60 / 80 * 1000", f"✗ q5: {SLIPS['no_bioavailability']}"),
+        "q5": ("answer_q5 = 0.2 * 60 / 80", f"✗ q5: {SLIPS['mg_per_l_not_ng_per_ml']}"),
         "q7": ('answer_q7 = "c"', re.compile(r'^✗ q7: use a capital letter: "C", not "c"$')),
     }
     _run_cells(page, cells, position["setup"], position["setup"])

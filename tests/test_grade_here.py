@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from grading_helpers import ROOT, nbgrader_meta, question_points, solutions, submission, wrong
+from grading_helpers import ROOT, nbgrader_meta, question_points, solutions, submission
 from ketamine_course.grading import here
+from ketamine_course.quiz import SLIPS
 
 pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 QUIZ = "quiz03_pharmacokinetics"
@@ -23,7 +24,7 @@ def saved_quiz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A learner's saved quiz in a course folder, the kernel told its path as JupyterLab tells it."""
     right = solutions(QUIZ)
     notebook = tmp_path / f"{QUIZ}.ipynb"
-    nbformat.write(submission(QUIZ, {**right, "q2_answer": wrong(right["q2_answer"])}), notebook)
+    nbformat.write(submission(QUIZ, {**right, "q2_answer": "answer_q2 = 0.5 * 143 / 10"}), notebook)  # pounds used as kilograms
     monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
     course = tmp_path / "course"
     course.mkdir()
@@ -38,6 +39,7 @@ def test_the_score_and_each_question_s_feedback_appear_in_the_notebook(saved_qui
     shown = here.grade_here().data
     assert f"Your score: {TOTAL - POINTS['q2']} / {TOTAL}" in shown
     assert shown.count("<tr>") == 1 + len(POINTS) and f"✗ 0 / {POINTS['q2']}" in shown
+    assert SLIPS["pounds_as_kg"] in shown, "the hidden test names the slip the answer shows"
     assert "<script" not in shown
 
 

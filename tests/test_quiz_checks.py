@@ -9,6 +9,7 @@ fraction for a concentration, a forgotten bioavailability or unit conversion.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import re
@@ -44,18 +45,12 @@ def visible_check(quiz: str, question: str, answer_code: str) -> tuple[bool, str
     return True, shown.getvalue().strip()
 
 
-SLIP_CASES = [
-    # quiz, question, the learner's answer, what the check must say
-    ("quiz03_pharmacokinetics", "q1", "answer_q1 = 0.5 * 143", SLIPS["pounds_as_kg"]),
-    ("quiz03_pharmacokinetics", "q2", "answer_q2 = 0.5 * 143 / 10", SLIPS["pounds_as_kg"]),
-    ("quiz03_pharmacokinetics", "q3", "answer_q3 = 0.5 * 143 / 10 / (40 / 60)", SLIPS["pounds_as_kg"]),
+CHECK_CASES = [
+    # quiz, question, the learner's answer, what the visible check must say (the answer is out of the plausible range)
     ("quiz03_pharmacokinetics", "q3", "answer_q3 = 0.5 * 143 / 2.2046 / 10 / 40", SLIPS["per_minute"]),
     ("quiz03_pharmacokinetics", "q4", "answer_q4 = 0.5 ** (5 / 2.5)", "this looks like a fraction (between 0 and 1), but the question asks for an amount in ng/mL"),
-    ("quiz03_pharmacokinetics", "q5", "answer_q5 = 60 / 80 * 1000", SLIPS["no_bioavailability"]),
     ("quiz03_pharmacokinetics", "q5", "answer_q5 = 0.2 * 60 / 80", SLIPS["mg_per_l_not_ng_per_ml"]),
     ("quiz03_pharmacokinetics", "q5", "answer_q5 = 20 * 60 / 80 * 1000", SLIPS["percent_not_fraction"]),
-    ("quiz03_pharmacokinetics", "q10", "answer_q10 = 6.9077", SLIPS["s_ketamine_not_racemic"]),
-    ("quiz03_pharmacokinetics", "q10", "answer_q10 = 4.0472", SLIPS["from_infusion_end"]),
     ("quiz03_pharmacokinetics", "q10", "answer_q10 = 4.7139 * 60", "a factor of 60 off: check minutes vs hours"),
     ("quiz02_mechanism", "q3", 'answer_q3 = 100 / (1 + load_table("nmda_affinity").row("S-ketamine")["ki_um"])', "this looks like a percentage"),
     ("quiz02_mechanism", "q4", 'answer_q4 = load_table("nmda_affinity").row("R-ketamine")["ki_um"]', SLIPS["um_not_ng_per_ml"]),
@@ -65,14 +60,108 @@ SLIP_CASES = [
     ("quiz05_safety", "q2", "answer_q2 = 120", "a factor of 60 off: check minutes vs hours"),
 ]
 
+GRADED_SLIPS = [
+    # quiz, question, the learner's answer, the slip the hidden test names when the quiz is graded
+    ("quiz03_pharmacokinetics", "q1", "answer_q1 = 0.5 * 143", "pounds_as_kg"),
+    ("quiz03_pharmacokinetics", "q2", "answer_q2 = 0.5 * 143 / 10", "pounds_as_kg"),
+    ("quiz03_pharmacokinetics", "q3", "answer_q3 = 0.5 * 143 / 10 / (40 / 60)", "pounds_as_kg"),
+    ("quiz03_pharmacokinetics", "q3", "answer_q3 = 0.5 * 143 / 2.2046 / 10 / 40", "per_minute"),
+    ("quiz03_pharmacokinetics", "q5", "answer_q5 = 60 / 80 * 1000", "no_bioavailability"),
+    ("quiz03_pharmacokinetics", "q5", "answer_q5 = 0.2 * 60 / 80", "mg_per_l_not_ng_per_ml"),
+    ("quiz03_pharmacokinetics", "q5", "answer_q5 = 20 * 60 / 80 * 1000", "percent_not_fraction"),
+    ("quiz03_pharmacokinetics", "q10", "answer_q10 = 6.9077", "s_ketamine_not_racemic"),
+    ("quiz03_pharmacokinetics", "q10", "answer_q10 = 4.0472", "from_infusion_end"),
+    ("quiz02_mechanism", "q4", 'answer_q4 = load_table("nmda_affinity").row("R-ketamine")["ki_um"]', "um_not_ng_per_ml"),
+    ("quiz04_evidence", "q1", "answer_q1 = 1 / (38 - 17)", "percent_not_fraction"),
+    ("quiz05_safety", "q1", "answer_q1 = 1 / (23 - 9)", "percent_not_fraction"),
+]
 
-@pytest.mark.parametrize(("quiz", "question", "code", "message"), SLIP_CASES, ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None)
-def test_each_slip_is_named_by_its_check(quiz: str, question: str, code: str, message: str) -> None:
+
+def _source_cells(quiz: str) -> dict[str, str]:
+    nb = nbformat.read(ROOT / "source" / quiz / f"{quiz}.ipynb", as_version=4)
+    return {c.metadata.get("nbgrader", {}).get("grade_id", c.id): c.source for c in nb.cells if c.cell_type == "code"}
+
+
+def hidden_check(quiz: str, question: str, answer_code: str) -> str:
+    """Run setup, the learner's answer and the question's hidden test (from source/); what it said when it failed."""
+    namespace: dict = {}
+    exec(_cells(quiz)["setup"], namespace)  # noqa: S102 - the quiz's own setup cell
+    exec(answer_code, namespace)  # noqa: S102 - a learner's answer, as in the notebook
+    hidden = split_hidden(_source_cells(quiz)[f"{question}_test"])[1]
+    assert hidden, f"{quiz} {question} has no hidden test"
+    with pytest.raises(QuizCheckFailed) as failure, contextlib.redirect_stdout(io.StringIO()):
+        exec(hidden, namespace)  # noqa: S102 - the instructor's hidden test, as the grader runs it
+    return failure.value.message
+
+
+@pytest.mark.parametrize(("quiz", "question", "code", "message"), CHECK_CASES, ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None)
+def test_each_out_of_range_slip_is_named_by_its_check(quiz: str, question: str, code: str, message: str) -> None:
     passed, said = visible_check(quiz, question, code)
     assert not passed
     assert message in said
     # ...and only that slip: no second diagnosis that contradicts it
     assert said.count(":") <= message.count(":") + 2, said
+
+
+@pytest.mark.parametrize(("quiz", "question", "code", "slip"), GRADED_SLIPS, ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None)
+def test_each_slip_is_named_when_graded(quiz: str, question: str, code: str, slip: str) -> None:
+    """The hidden test names the slip (the visible check cannot: in range, it sees only the form)."""
+    said = hidden_check(quiz, question, code)
+    assert said.startswith(SLIPS[slip] + ". Revisit "), said
+    assert not any(other in said for other in SLIPS.values() if other != SLIPS[slip]), said
+
+
+@pytest.mark.parametrize(("quiz", "question"), sorted({(quiz, question) for quiz, question, _, _ in GRADED_SLIPS}))
+def test_wrong_answers_not_a_slip_are_not_called_one(quiz: str, question: str) -> None:
+    """A wrong answer far from every slip gets the plain verdict, not a slip's name."""
+    namespace: dict = {}
+    exec(_cells(quiz)["setup"], namespace)  # noqa: S102 - the quiz's own setup cell
+    exec(solutions(quiz)[f"{question}_answer"], namespace)  # noqa: S102 - the quiz's own solution
+    right = float(namespace[f"answer_{question}"])
+    said = hidden_check(quiz, question, f"answer_{question} = {right * 1.37!r}")
+    assert said.startswith("not within 1% of the expected value. "), said
+
+
+@pytest.mark.parametrize("quiz", QUIZZES)
+def test_no_check_cell_recognises_a_wrong_value(quiz: str) -> None:
+    """Inside its plausible range a visible check says the same for every value: it cannot be searched for a slip's wrong value (and so the answer)."""
+    from ketamine_course import quiz as checks
+
+    for grade_id, source in _cells(quiz).items():
+        visible = split_hidden(source)[0] if grade_id.endswith("_test") else ""
+        calls = [node for node in ast.walk(ast.parse(visible)) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "check_number"]
+        for call in calls:
+            assert not any(k.arg == "slips" for k in call.keywords), f"{quiz} {grade_id} recognises wrong values by fingerprint"
+            low, high = ast.literal_eval(call.args[3])
+            question = ast.literal_eval(call.args[0])
+            verdicts = set()
+            for step in range(2001):  # 2001 values spread evenly (in log where the range allows) over the plausible range
+                value = low * (high / low) ** (step / 2000) if low > 0 else low + (high - low) * step / 2000
+                shown = io.StringIO()
+                with contextlib.redirect_stdout(shown):
+                    checks.check_number(question, value, "u", (low, high), **{k.arg: ast.literal_eval(k.value) for k in call.keywords})
+                verdicts.add(shown.getvalue())
+            assert len(verdicts) == 1, f"{quiz} {grade_id}: the check tells values in range apart: {verdicts}"
+
+
+def test_every_slip_a_quiz_names_is_tried() -> None:
+    """Every slip a hidden test or a check names is typed in by a test above."""
+    named_when_graded, named_by_check = set(), set()
+    for quiz in QUIZZES:
+        for grade_id, source in _source_cells(quiz).items():
+            if not grade_id.endswith("_test"):
+                continue
+            for node in ast.walk(ast.parse(source)):
+                for keyword in node.keywords if isinstance(node, ast.Call) else []:
+                    if keyword.arg in ("slips", "scale_slips") and isinstance(keyword.value, ast.Dict):
+                        found = named_when_graded if keyword.arg == "slips" else named_by_check
+                        found |= {(quiz, grade_id.split("_")[0], ast.literal_eval(k)) for k in keyword.value.keys if k is not None}
+    assert named_when_graded and named_by_check, "no quiz names a slip"
+    graded = {(quiz, question, slip) for quiz, question, _, slip in GRADED_SLIPS}
+    checked = {(quiz, question, slip) for quiz, question, _, message in CHECK_CASES for slip, text in SLIPS.items() if text == message}
+    assert named_when_graded <= graded, f"slips named when graded but never tried: {sorted(named_when_graded - graded)}"
+    assert named_by_check <= checked, f"slips named by a check but never tried: {sorted(named_by_check - checked)}"
+    assert checked <= named_by_check, f"check cases expect slips their checks do not list: {sorted(checked - named_by_check)}"
 
 
 @pytest.mark.parametrize("quiz", QUIZZES)
@@ -156,50 +245,3 @@ def test_quizzes_do_not_repeat_the_lessons_practice(unit) -> None:
     worked = set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?", practice)) - _data_numbers()
     reused = {n for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", questions) if n in worked}
     assert not reused, f"{unit.quiz} reuses the numbers of the lesson's worked practice: {sorted(reused)}"
-
-
-def test_every_slip_a_quiz_names_is_tried() -> None:
-    named = set()
-    for quiz in QUIZZES:
-        for grade_id, source in _cells(quiz).items():
-            if grade_id.endswith("_test"):
-                for slip in re.findall(r'"([a-z_]+)": "(?:[0-9a-f]{2}|[0-9a-f]{16})"', source):
-                    named.add((quiz, grade_id.split("_")[0], SLIPS[slip]))
-    tried = {(quiz, question, message) for quiz, question, _, message in SLIP_CASES}
-    assert named, "no quiz names a slip"
-    assert named <= tried, f"slips named but never tried: {sorted(named - tried)}"
-
-
-def _named_slips() -> list[tuple[str, str, str, str]]:
-    """(quiz, question, slip, fingerprint) for every slip a check cell names."""
-    found = []
-    for quiz in QUIZZES:
-        for grade_id, source in _cells(quiz).items():
-            if grade_id.endswith("_test"):
-                for slip, fingerprint in re.findall(r'"([a-z_]+)": "([0-9a-f]{2}|[0-9a-f]{16})"', source):
-                    found.append((quiz, grade_id.split("_")[0], slip, fingerprint))
-    return found
-
-
-@pytest.mark.parametrize(("quiz", "question"), sorted({(q, n) for q, n, _, _ in _named_slips()}))
-def test_no_answer_the_grader_accepts_is_named_a_slip(quiz: str, question: str) -> None:
-    """A short fingerprint matches unrelated values too: never one within 2% of the solution."""
-    namespace: dict = {}
-    exec(_cells(quiz)["setup"], namespace)  # noqa: S102 - the quiz's own setup cell
-    exec(solutions(quiz)[f"{question}_answer"], namespace)  # noqa: S102 - the quiz's own solution
-    right = float(namespace[f"answer_{question}"])
-    for step in range(-40, 41):  # every three-figure value from 2% below to 2% above
-        value = right * (1 + step / 2000)
-        passed, said = visible_check(quiz, question, f"answer_{question} = {value!r}")
-        assert said not in SLIPS.values(), (value, said)
-
-
-@pytest.mark.parametrize(("quiz", "question", "slip", "fingerprint"), _named_slips())
-def test_a_check_cell_does_not_give_its_slip_value_away(quiz: str, question: str, slip: str, fingerprint: str) -> None:
-    """Trying every three-figure number against a fingerprint leaves dozens of candidates around the slip's value, not one."""
-    from ketamine_course.quiz import slip_fingerprint
-
-    assert len(fingerprint) == 2, "short fingerprints only in the course's own quizzes"
-    matches = [mantissa * 10.0 ** exponent for exponent in range(-4, 5) for mantissa in range(100, 1000)
-               if slip_fingerprint(mantissa * 10.0 ** exponent, question) == fingerprint]
-    assert len(matches) >= 20, matches

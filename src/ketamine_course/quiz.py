@@ -4,14 +4,18 @@ Two kinds, as in the nbgrader example course:
 
 * **visible checks** (``check_*``) run in the student's notebook before grading.
   They say whether an answer is in the right *form* (a number, in the right unit,
-  in a plausible range) and name the slip that happened (lb used as kg, a
-  percentage for a fraction, a fraction for a concentration, a rate per minute,
-  a forgotten bioavailability), recognised by the fingerprint of the wrong value
-  (:func:`slip_fingerprint`), so the check cell never shows how to compute the
-  answer. When they pass they say so without a ✓, and that the answer is not
-  yet judged. They never know the answer.
+  in a plausible range), and when it is out of range they name the slip that
+  took it there (a rate per minute, mg/L for ng/mL, a percentage for a
+  fraction) from the *factor* that slip applies (``scale_slips``), so the check
+  cell never shows how to compute the answer. When they pass they say so
+  without a ✓, and that the answer is not yet judged. They never know the
+  answer, nor any wrong value: a check that recognised a wrong value would let
+  a student find that value by trying numbers, and a slip's wrong value is the
+  answer times a known factor.
 * **hidden checks** (``grade_*``) run only when the quiz is graded. They
-  compare with the key and, when wrong, say what to revisit.
+  compare with the key and, when wrong, name the slip the answer shows (lb
+  used as kg, a forgotten bioavailability: ``grade_number(..., slips=...)``,
+  computed beside the key) and say what to revisit.
 
 A failed check raises :class:`QuizCheckFailed`, whose traceback is just its
 message: the line of the test cell that raised it (which, for hidden checks,
@@ -24,7 +28,7 @@ operators, so an object whose ``==`` always returns True earns nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "check_choice",
     "check_number",
     "check_function",
+    "SLIPS",
     "slip_fingerprint",
     "grade_choice",
     "grade_number",
@@ -85,26 +90,28 @@ SLIPS = {
     "s_ketamine_not_racemic": "this looks like the occupancy of S-ketamine alone: the question asks about racemic ketamine (both enantiomers' Ki)",
     "from_infusion_end": "this looks like time counted from the end of the infusion: count from its start",
 }
-"""Slips a question can name, each with what the visible check says when the answer shows it.
+"""Slips a question can name, each with what the learner is told when the answer shows it.
 
-A question names a slip by the *fingerprint* of the wrong value it produces
-(:func:`slip_fingerprint`), so the check cell shows neither that value nor how
-to compute it."""
+A hidden test names a slip by the wrong value it produces, computed beside the
+key (``grade_number(..., slips={"pounds_as_kg": ...})``); a visible check names
+one only from the factor it applies, and only when that factor is what took the
+answer out of the plausible range (``check_number(..., scale_slips=...)``)."""
 
 _FINGERPRINT_DIGITS = 3
 FINGERPRINT_BITS = 8
-"""Bits a slip's fingerprint keeps. A check cell is in the student's hands, and a
-wrong value has few significant figures: a long fingerprint of it could be
-reversed by trying every three-figure number, and the wrong value (the right
-one times 60, or divided by 1000) gives the answer away. One of 256 keeps
-dozens of candidates in any plausible range; the price is that an unrelated
-wrong answer is named as a slip about once in a hundred (three roundings are
-tried), and ``tests/test_quiz_checks.py`` checks that no answer the grader
-accepts is ever named a slip."""
+"""Bits a slip's fingerprint keeps (fingerprints are kept only for instructors'
+quizzes written with them; the course's own quizzes no longer use them)."""
 
 
 def slip_fingerprint(value: float, question: str = "") -> str:
-    """A short fingerprint of a number at three significant figures, salted with the question (names a slip, reveals little).
+    """A short fingerprint of a number at three significant figures, salted with the question.
+
+    Deprecated for new questions: a check cell is in the student's hands, and
+    any recogniser of a wrong value can be searched by trying numbers; the
+    wrong value of a slip (the answer times 60, or divided by 1000) then gives
+    the answer away. Name slips in the hidden test (``grade_number(...,
+    slips=...)``) and, for out-of-range slips, in the check by their factor
+    (``check_number(..., scale_slips=...)``).
 
     >>> slip_fingerprint(90.0, "q1") == slip_fingerprint(90.04, "q1")
     True
@@ -150,7 +157,19 @@ _FACTORS = (
     (60, "a factor of 60 off: check minutes vs hours"),
 )
 """Unit slips named from the range alone, when exactly one of them brings the value into range.
-(A percentage for a fraction is named by ``fraction=True``; other factors by a question's ``slips``.)"""
+(A percentage for a fraction is named by ``fraction=True``; a question's own slips by ``scale_slips``.)"""
+
+
+def _slip_by_factor(value: float, low: float, high: float, scale_slips: Mapping[str, float]) -> str | None:
+    """The one slip of ``scale_slips`` whose factor, undone, brings ``value`` into the range; None if none or several do.
+
+    >>> _slip_by_factor(0.08, 1, 30, {"per_minute": 1 / 60})
+    'per_minute'
+    >>> _slip_by_factor(40, 1, 30, {"per_minute": 1 / 60}) is None
+    True
+    """
+    fits = [slip for slip, factor in scale_slips.items() if factor and low <= value / factor <= high]
+    return fits[0] if len(fits) == 1 else None
 
 
 def check_number(
@@ -159,24 +178,28 @@ def check_number(
     unit: str,
     plausible: tuple[float, float],
     *,
-    slips: dict[str, str] | None = None,
+    scale_slips: Mapping[str, float] | None = None,
     fraction: bool = False,
     not_a_fraction: bool = False,
+    slips: Mapping[str, str] | None = None,
 ) -> None:
-    """The answer is a finite number, in ``unit``, inside a wide ``plausible`` range, and shows none of the named slips.
+    """The answer is a finite number, in ``unit``, inside a wide ``plausible`` range.
 
-    The message names the slip that happened, and only that one:
+    Outside the range, the message names the slip that took it there, and only that one:
 
-    * ``slips`` maps a slip of :data:`SLIPS` to the fingerprint of the wrong
-      value it produces for this question (:func:`slip_fingerprint` of that
-      value and ``question``);
+    * ``scale_slips`` maps a slip of :data:`SLIPS` to the factor it multiplies
+      the right answer by (``{"per_minute": 1 / 60}``); it is named when undoing
+      exactly one of these factors brings the value into the range;
     * ``fraction``: the answer is a fraction, so a value between 1 and 100 is a
       percentage typed for it;
     * ``not_a_fraction``: the answer is a quantity in ``unit``, so a value between
       0 and 1 is a fraction (such as the fraction remaining) typed for it;
-    * otherwise, outside the range, a factor of 1000 or 60 (or 100) is named
-      when exactly one of them brings the value into the range; otherwise the
-      range is given.
+    * otherwise a factor of 1000 or 60 is named when exactly one of them brings
+      the value into the range; otherwise the range is given.
+
+    ``slips`` (fingerprints of wrong values, :func:`slip_fingerprint`) is still
+    honoured for instructors' quizzes written with it, but it lets a student
+    search for the wrong value; ``ketamine-grade check`` warns about it.
     """
     if answer is None:
         raise QuizCheckFailed(question, f"no answer yet: set it to a number in {unit}")
@@ -197,6 +220,9 @@ def check_number(
     if low <= value <= high:
         _form_ok(question, f"a number in {unit}, in a plausible range")
         return
+    scaled = _slip_by_factor(value, low, high, scale_slips or {})
+    if scaled is not None:
+        raise QuizCheckFailed(question, SLIPS[scaled])
     if value <= 0 < low:
         raise QuizCheckFailed(question, f"{value:g} {unit} is not plausible: it must be positive")
     fits = [text for factor, text in _FACTORS if low <= value / factor <= high or low <= value * factor <= high]
@@ -240,11 +266,43 @@ def _close(value: float, expected: float, rel: float, abs_tol: float) -> bool:
     return math.isfinite(value) and abs(value - expected) <= max(abs_tol, rel * abs(expected))
 
 
-def grade_number(question: str, answer: object, expected: float, why: str, rel: float = 0.01, abs_tol: float = 0.0) -> None:
-    """Full marks for a number within ``rel`` (relative) or ``abs_tol`` of the key."""
-    if type(answer) is bool or not _is_real(answer) or not _close(_as_float(answer), float(expected), rel, abs_tol):
-        raise QuizCheckFailed(question, f"not within {100 * rel:g}% of the expected value. {why}")
-    _ok(question, "correct")
+def _off_by(rel: float, abs_tol: float) -> str:
+    """What "wrong" meant for a number, in words.
+
+    >>> _off_by(0.01, 0.0), _off_by(0.0, 0.0), _off_by(0.0, 0.5)
+    ('not within 1% of the expected value', 'not the expected value', 'not within 0.5 of the expected value')
+    """
+    if rel > 0:
+        return f"not within {100 * rel:g}% of the expected value"
+    return f"not within {abs_tol:g} of the expected value" if abs_tol > 0 else "not the expected value"
+
+
+def grade_number(
+    question: str,
+    answer: object,
+    expected: float,
+    why: str,
+    rel: float = 0.01,
+    abs_tol: float = 0.0,
+    *,
+    slips: Mapping[str, float] | None = None,
+) -> None:
+    """Full marks for a number within ``rel`` (relative) or ``abs_tol`` of the key.
+
+    ``slips`` maps a slip of :data:`SLIPS` to the wrong value it produces
+    (computed in the hidden test beside the key): a wrong answer within the
+    same tolerance of one is told which slip it shows.
+    """
+    if type(answer) is bool or not _is_real(answer):
+        raise QuizCheckFailed(question, f"not a number. {why}")
+    value = _as_float(answer)
+    if _close(value, float(expected), rel, abs_tol):
+        _ok(question, "correct")
+        return
+    for slip, wrong in (slips or {}).items():
+        if _close(value, float(wrong), rel, abs_tol) and not _close(float(wrong), float(expected), rel, abs_tol):
+            raise QuizCheckFailed(question, f"{SLIPS[slip]}. {why}")
+    raise QuizCheckFailed(question, f"{_off_by(rel, abs_tol)}. {why}")
 
 
 def _failure_words(error: Exception) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["perturb", "CheckLine", "author_check", "check_text"]
+__all__ = ["perturb", "CheckLine", "author_check", "check_text", "recognises_wrong_values"]
 
 
 def perturb(value: Any) -> Any:
@@ -103,6 +103,24 @@ class CheckLine:
     detail: str = ""
 
 
+def recognises_wrong_values(visible: str) -> bool:
+    """True if a test cell's visible part names slips by the fingerprint of their wrong values (``check_number(..., slips=...)``).
+
+    A student can try numbers against such a check until it names the slip,
+    and a slip's wrong value is the answer times a known factor.
+
+    >>> recognises_wrong_values('check_number("q1", a, "mg", (5, 200), slips={"pounds_as_kg": "20"})')
+    True
+    >>> recognises_wrong_values('check_number("q3", a, "mL/h", (1, 30), scale_slips={"per_minute": 0.0167})')
+    False
+    """
+    try:
+        tree = ast.parse(visible)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.Call) and any(k.arg == "slips" for k in node.keywords) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "check_number" for node in ast.walk(tree))
+
+
 def _meta(cell: Any) -> dict[str, Any]:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return meta if isinstance(meta, dict) else {}
@@ -128,6 +146,13 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
                 lines.append(CheckLine("hidden tests", 0.0, "judgeable", False, str(refusal)))
     if lines:
         return lines
+    for cell in source.cells:
+        if _meta(cell).get("grade") and cell.cell_type == "code" and recognises_wrong_values(split_hidden(cell.source)[0]):
+            detail = (
+                "its visible check names a slip by the fingerprint of the wrong value (slips=...), which a student can search for by "
+                "trying numbers; name the slip in the hidden test instead: grade_number(..., slips={...: wrong_value})"
+            )
+            lines.append(CheckLine(str(_meta(cell).get("grade_id")), 0.0, "no wrong value recognised", False, detail))
     solutions = {}
     for cell in source.cells:
         if _meta(cell).get("solution") and cell.cell_type == "code":
