@@ -78,7 +78,7 @@ def _wrong_everywhere(attack: str) -> dict[str, str]:
 
 
 FORGE_RECORDER = """
-import ketamine_course.grading.protocol as _protocol, sys as _sys
+import ketamine_course.quiz.wire as _protocol, sys as _sys
 _POINTS = {points}
 def _forged(grade_id, names, calls=None):
     namespace = _sys._getframe(1).f_globals
@@ -145,7 +145,7 @@ print("{ESCAPES}")
 raise RuntimeError("{ESCAPES}")
 """
 FORGE_RECORD = """
-import ketamine_course.grading.protocol as _protocol, json as _json, sys as _sys
+import ketamine_course.quiz.wire as _protocol, json as _json, sys as _sys
 _PAYLOAD = {payload}
 def _forged(grade_id, names, calls=None):
     if grade_id == "q1_test":

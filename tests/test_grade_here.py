@@ -11,7 +11,7 @@ import pytest
 
 from grading_helpers import ROOT, nbgrader_meta, question_points, solutions, submission
 from ketamine_course.grading import here
-from ketamine_course.quiz import SLIPS
+from ketamine_course.quiz import SLIPS, cells
 
 pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 QUIZ = "quiz03_pharmacokinetics"
@@ -31,7 +31,7 @@ def saved_quiz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (course / "source").symlink_to(ROOT / "source")
     (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text())
     monkeypatch.setattr("ketamine_course.grading.run.find_course_root", lambda start=None: course)
-    monkeypatch.setattr(here, "_LAST_RUN", {})
+    monkeypatch.setattr(cells, "_LAST_RUN", {})
     return notebook
 
 
@@ -46,7 +46,7 @@ def test_the_score_and_each_question_s_feedback_appear_in_the_notebook(saved_qui
 def test_an_answer_run_but_not_saved_is_refused_with_save_first(saved_quiz: Path) -> None:
     nb = nbformat.read(saved_quiz, as_version=4)
     cell = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == "q2_answer")
-    here._remember(SimpleNamespace(cell_id=cell.id, raw_cell=solutions(QUIZ)["q2_answer"]))  # the learner fixed q2 and ran it
+    cells._remember(SimpleNamespace(cell_id=cell.id, raw_cell=solutions(QUIZ)["q2_answer"]))  # the learner fixed q2 and ran it
     shown = here.grade_here().data
     assert "Not graded." in shown and "Save first" in shown and "q2_answer" in shown and "Your score" not in shown
     cell.source = solutions(QUIZ)["q2_answer"]

@@ -11,9 +11,9 @@ import pytest
 
 from ketamine_course.grading import hidden
 from ketamine_course.grading.hidden import MODULES, _value, inert, verdict
-from ketamine_course.grading.protocol import Unsupported, decode
 from ketamine_course.grading.sandbox import _tree_usage
 from ketamine_course.grading.sanitize import inert_for_markdown, markdown_to_html, sanitize_notebook
+from ketamine_course.quiz.wire import Unsupported, decode
 
 
 def _test_cell(points: int, *outputs: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -42,6 +42,32 @@ def test_a_test_cell_without_a_verdict_scores_nothing_and_needs_a_person() -> No
     resources: dict = {}
     hidden.verdicts_of(resources)["q1_test"] = 1.0
     assert resources["ketamine_course"]["verdicts"] == {"q1_test": 1.0}
+
+
+LIBRARY_ASSERTIONS = [
+    "import numpy as np\nnp.testing.assert_allclose(answer_q1, 42.125, rtol=0.01)",
+    "import numpy.testing as npt\nnpt.assert_almost_equal(answer_q1, 42.125)",
+    "import numpy as np\nnp.testing.assert_array_equal([answer_q1], [42.125])",
+    "import pandas as pd\npd.testing.assert_series_equal(pd.Series([answer_q1]), pd.Series([42.125]))",
+    "close(answer_q1, 42.125)",  # a helper of the visible part (below), which the student can read
+]
+VISIBLE_HELPER = "def close(a, b):\n    assert abs(a - b) < 0.01, f'{a} is not {b}'"
+
+
+@pytest.mark.parametrize("hidden_code", LIBRARY_ASSERTIONS)
+def test_an_assertion_a_library_raises_never_shows_the_expected_value(hidden_code: str) -> None:
+    """numpy.testing and pandas.testing write both values into their message; the feedback keeps only that they differ."""
+    outputs = hidden.judge_hidden(hidden_code, {"values": {"answer_q1": {"type": "float", "value": 7.75}}}, visible=VISIBLE_HELPER)
+    shown = repr([dict(o) for o in outputs])
+    assert [o.output_type for o in outputs] == ["error"] and outputs[0].ename == "AssertionError"
+    assert "42.1" not in shown and "the values it compared differ" in shown, shown
+    assert verdict(_test_cell(2, *outputs)) == 0
+
+
+def test_the_hidden_test_s_own_assertion_message_is_shown() -> None:
+    """Control: the message an instructor wrote in the hidden test reaches the student."""
+    outputs = hidden.judge_hidden("assert answer_q1 > 10, 'check the unit: mg, not g'", {"values": {"answer_q1": {"type": "float", "value": 7.75}}})
+    assert outputs[0].evalue == "✗ a hidden test failed: check the unit: mg, not g"
 
 
 @pytest.mark.parametrize("name", ["numpy.f2py.__main__", "this", "antigravity", "os", "ketamine_course.grading.cli", "numpy.f2py", "scipy.io"])
@@ -74,7 +100,7 @@ def test_a_record_never_rebuilds_larger_than_it_is(column: object) -> None:
 def test_an_honest_frame_and_series_still_rebuild() -> None:
     import pandas
 
-    from ketamine_course.grading.protocol import encode
+    from ketamine_course.quiz.wire import encode
 
     frame = pandas.DataFrame({"drug": ["ketamine", "esketamine"], "dose_mg_per_kg": [0.5, 0.2]}, index=[3, 4])
     pandas.testing.assert_frame_equal(decode(encode(frame)), frame)

@@ -199,19 +199,6 @@ def test_tamper_report_findings_on_a_duplicated_cell() -> None:
     assert tamper_report(submission(quiz, solutions(quiz)), release_nb(quiz)) == []
 
 
-def test_the_kernel_side_of_the_grading_protocol_imports_without_nbgrader() -> None:
-    """The student's kernel loads ketamine_course.grading.protocol only: no nbgrader, nothing of the grader."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; import ketamine_course.grading.protocol as p; "
-        "loaded = sorted(m for m in sys.modules if m.startswith(('nbgrader', 'ketamine_course.grading.'))); print(loaded)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "['ketamine_course.grading.protocol']", result.stdout
-
-
 def test_ketamine_grade_reads_the_course_s_nbgrader_config(tmp_path: Path) -> None:
     """One configuration: settings in the course's nbgrader_config.py (a late penalty, a timeout) reach ketamine-grade's grading."""
     from ketamine_course.grading.config import grading_config

@@ -50,7 +50,7 @@ from grading_helpers import (
     wrong,
 )
 from ketamine_course.grading import grade_class
-from ketamine_course.grading.protocol import RECORD_MARKER
+from ketamine_course.quiz.wire import RECORD_MARKER
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz01_history"
@@ -303,7 +303,7 @@ def hostile_class(tmp_path_factory):
         "always_equal": _hostile(always_equal),
         "monkeypatch_package": _hostile(
             f"""
-            import json, ketamine_course.quiz as q, ketamine_course.grading.protocol as p
+            import json, ketamine_course.quiz as q, ketamine_course.quiz.wire as p
             for _name in ("grade_choice", "grade_number", "grade_function", "check_choice", "check_number", "check_function"):
                 setattr(q, _name, lambda *a, **k: None)
             p.record_answers = lambda grade_id, names, calls: print({RECORD_MARKER!r} + json.dumps(dict(grade_id=grade_id, values={{n: dict(type="str", value="A") for n in names}}, calls={{}})))

@@ -122,6 +122,23 @@ def test_wrong_answers_not_a_slip_are_not_called_one(quiz: str, question: str) -
     assert said.startswith("not within 1% of the expected value. "), said
 
 
+def test_an_earlier_release_s_fingerprints_recognise_nothing() -> None:
+    """A learner's copy of an earlier release passes fingerprints of wrong values (slips=): its check now says the same for them."""
+    import hashlib
+
+    from ketamine_course.quiz import check_number
+
+    def said(value: float, slips: dict[str, str]) -> str:
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            check_number("q1", value, "mg", (5.0, 200.0), slips=slips)
+        return shown.getvalue().replace(repr(value), "")
+
+    for slip_value in (71.5, 7.15, 150.0):
+        fingerprint = hashlib.sha256(f"{slip_value:.3g}".encode()).hexdigest()[:16]  # as releases before 98b85b3 wrote them
+        assert said(slip_value, {"pounds_as_kg": fingerprint}) == said(33.0, {}), slip_value
+
+
 @pytest.mark.parametrize("quiz", QUIZZES)
 def test_no_check_cell_recognises_a_wrong_value(quiz: str) -> None:
     """Inside its plausible range a visible check says the same for every value: it cannot be searched for a slip's wrong value (and so the answer)."""

@@ -2,7 +2,6 @@
 
 Its layout is the pipeline:
 
-* :mod:`.protocol` - the message format between the student's kernel and the grader (imports without nbgrader);
 * :mod:`.intake` - what the grader accepts: plain files and folders, bounded sizes, plain student ids; a safe collect;
 * :mod:`.tamper` - the tamper report (once per submission) and repairs of pasted or corrupted cells;
 * :mod:`.hidden` - hidden tests recorded in the kernel and judged in the grader;
@@ -12,8 +11,10 @@ Its layout is the pipeline:
 * :mod:`.config` - one configuration for nbgrader's commands and the course's own;
 * :mod:`.run` - grading a class (in parallel workers), grading oneself; :mod:`.cli` - the ``ketamine-grade`` command.
 
-Names used elsewhere are re-exported here lazily, so importing this package
-(as the student's kernel does, for :mod:`.protocol`) loads no nbgrader.
+It reads what the student's kernel sends in the format of
+:mod:`ketamine_course.quiz.wire` (the kernel side, which imports nothing from
+here). Names used elsewhere are re-exported here lazily, so importing this
+package loads no nbgrader.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _EXPORTS = {
     "feedback_preprocessors": "config", "COURSE_ID": "config",
     "BEGIN_HIDDEN": "hidden", "END_HIDDEN": "hidden", "split_hidden": "hidden", "judge_hidden": "hidden",
     "tamper_report": "tamper", "TamperFinding": "tamper",
-    "RECORD_MARKER": "protocol", "main": "cli",
+    "main": "cli",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -149,8 +149,8 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
     for cell in source.cells:
         if _meta(cell).get("grade") and cell.cell_type == "code" and recognises_wrong_values(split_hidden(cell.source)[0]):
             detail = (
-                "its visible check names a slip by the fingerprint of the wrong value (slips=...), which a student can search for by "
-                "trying numbers; name the slip in the hidden test instead: grade_number(..., slips={...: wrong_value})"
+                "its visible check passes fingerprints of wrong values (slips=...), which a student could search by trying numbers; "
+                "they are ignored now: name the slip in the hidden test instead, grade_number(..., slips={...: wrong_value})"
             )
             lines.append(CheckLine(str(_meta(cell).get("grade_id")), 0.0, "no wrong value recognised", False, detail))
     solutions = {}

@@ -16,9 +16,9 @@ from typing import Any
 from nbformat import NotebookNode, v4
 from traitlets import Bool, Float, Integer
 
+from ..quiz.wire import MAX_RECORD_CHARS, RECORD_MARKER
 from .hidden import StudentError, hidden_regions, judge_cell, verdicts_of
 from .intake import Limits
-from .protocol import MAX_RECORD_CHARS, RECORD_MARKER
 from .sandbox import CagedKernelManager, KernelCage, SandboxLimits, kernel_start_failure, require_sandbox
 
 __all__ = ["BoundedExecute"]

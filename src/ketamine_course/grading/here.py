@@ -9,8 +9,10 @@ is what the learner sees. The scratch course the grading needs (the quiz's
 gradebook) is made once per quiz and version and reused, so a grade takes about
 as long as running the notebook.
 
-:func:`track_cells` (installed when the quiz imports :mod:`ketamine_course.quiz`)
-remembers the source each cell was last run with.
+This is the grader's front end in the learner's own kernel; while the quiz is
+being graded it returns at once and imports nothing more. The quiz's first
+cell calls :func:`ketamine_course.quiz.track_cells`, which remembers the
+source each cell was last run with.
 """
 
 from __future__ import annotations
@@ -23,28 +25,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["track_cells", "grade_here", "unsaved_answers"]
+from ..quiz.cells import unsaved_answers
 
-_LAST_RUN: dict[str, str] = {}
-"""Each cell id's source as it was last run in this kernel."""
-
-
-def _remember(info: Any) -> None:
-    cell_id = getattr(info, "cell_id", None)
-    if cell_id:
-        _LAST_RUN[str(cell_id)] = info.raw_cell or ""
-
-
-def track_cells() -> None:
-    """Remember each cell's last-run source in this IPython kernel (once; nothing outside IPython)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is None or _remember in shell.events.callbacks.get("pre_run_cell", []):
-        return
-    shell.events.register("pre_run_cell", _remember)
+__all__ = ["grade_here"]
 
 
 def _this_notebook() -> Path:
@@ -61,21 +44,6 @@ def _this_notebook() -> Path:
         raise FileNotFoundError("this is not a notebook open in JupyterLab; grade from a terminal with: ./course grade QUIZ")
     path = Path(session)
     return path if path.is_absolute() else Path.cwd() / path.name
-
-
-def unsaved_answers(notebook: Path) -> list[str]:
-    """Answer cells whose last run (in this kernel) is not what the saved file holds."""
-    import nbformat
-
-    nb = nbformat.read(notebook, as_version=4)
-    stale = []
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if not meta.get("solution") or cell.get("id") not in _LAST_RUN:
-            continue
-        if _LAST_RUN[cell["id"]].strip() != cell.source.strip():
-            stale.append(str(meta.get("grade_id", cell["id"])))
-    return stale
 
 
 def _scratch_course(root: Path, quiz: str) -> Path:

@@ -7,7 +7,7 @@ and a hidden region between ``### BEGIN HIDDEN TESTS`` and
 * :class:`RecordAnswers` runs while nbgrader *sanitizes* a submission, right
   after nbgrader restores the test cells from the gradebook: it replaces each
   hidden region by one call to
-  :func:`ketamine_course.grading.protocol.record_answers` naming the values the
+  :func:`ketamine_course.quiz.wire.record_answers` naming the values the
   hidden code reads. So the notebook nbgrader writes before execution, and the
   kernel that runs it, never hold hidden-test text.
 * Right after the kernel runs such a cell, :func:`judge_cell` (called by
@@ -47,6 +47,7 @@ import contextlib
 import importlib
 import io
 import json
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +55,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from ..quiz import QuizCheckFailed
-from .protocol import RECORD_MARKER, MalformedRecord, Unsupported, decode, encode, parse_record
+from ..quiz.wire import RECORD_MARKER, MalformedRecord, Unsupported, decode, encode, parse_record
 
 __all__ = [
     "BEGIN_HIDDEN", "END_HIDDEN", "split_hidden", "kernel_inputs", "recorder_call", "judge_hidden", "judge_cell",
@@ -66,12 +67,14 @@ BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
 VERDICTS = "verdicts"
 """``resources["ketamine_course"][VERDICTS]``: grade id -> the score the grader gave the test cell."""
+HIDDEN_FILENAME = "<hidden test>"
+"""The file name the hidden code is compiled under (an assertion raised there shows its own message)."""
 MAX_CALLS = 500
 """Calls of the student's functions one hidden test may make."""
 MODULES = frozenset({
     "numpy", "numpy.testing", "pandas", "pandas.testing", "math", "statistics", "scipy", "scipy.stats", "cmath", "fractions",
     "decimal", "re", "string", "ketamine_course", "ketamine_course.data", "ketamine_course.dosing", "ketamine_course.pk",
-    "ketamine_course.receptor", "ketamine_course.evidence", "ketamine_course.quiz",
+    "ketamine_course.receptor", "ketamine_course.evidence", "ketamine_course.quiz", "ketamine_course.quiz.checks",
 })
 """Modules a hidden test may use by the name the student's notebook gives them: exactly these (the grader imports its own copy).
 
@@ -91,10 +94,11 @@ def split_hidden(source: str) -> tuple[str, str | None]:
 
 
 def _grader_namespace() -> dict[str, Any]:
-    from .. import data, dosing, evidence, pk, quiz, receptor
+    from .. import data, dosing, evidence, pk, receptor
+    from ..quiz import checks
 
     namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": "__hidden_test__"}
-    namespace.update({name: getattr(quiz, name) for name in quiz.__all__})
+    namespace.update({name: getattr(checks, name) for name in checks.__all__})
     namespace.update(dosing=dosing, pk=pk, receptor=receptor, evidence=evidence, data=data, load_table=data.load_table)
     return namespace
 
@@ -140,7 +144,7 @@ def kernel_inputs(hidden: str, visible: str = "") -> list[str]:
 def recorder_call(grade_id: str, hidden: str, visible: str = "") -> str:
     """The one line that stands in the kernel for a hidden region."""
     return (
-        f'__import__("ketamine_course.grading.protocol", fromlist=["record_answers"])'
+        f'__import__("ketamine_course.quiz.wire", fromlist=["record_answers"])'
         f".record_answers({grade_id!r}, {kernel_inputs(hidden, visible)!r})"
     )
 
@@ -198,7 +202,7 @@ class KernelCalls:
             raise StudentError(f"the hidden tests called your functions more than {MAX_CALLS} times")
         payload = json.dumps({"args": encode(list(args)), "kwargs": encode(dict(kwargs))})
         code = (
-            f'__import__("ketamine_course.grading.protocol", fromlist=["call"])'
+            f'__import__("ketamine_course.quiz.wire", fromlist=["call"])'
             f".call({self.grade_id!r}, {self.count}, {name!r}, {payload!r})"
         )
         records, _, outputs = _records(self.run_in_kernel(code), self.grade_id, call=self.count)
@@ -244,6 +248,26 @@ def _error(ename: str, message: str) -> NotebookNode:
     return nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[text])
 
 
+def _assertion_message(error: AssertionError) -> str:
+    """What the feedback says of a failed assertion: the hidden test's own message, never a library's.
+
+    An ``assert ..., "message"`` written in the hidden test shows its message
+    (the instructor wrote it for the student). An assertion raised anywhere
+    else (``numpy.testing``, ``pandas.testing``, a helper) writes both values
+    compared into its message, the key among them, so only where it came from
+    is said.
+    """
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames and frames[-1].filename == HIDDEN_FILENAME:
+        return f"✗ a hidden test failed{': ' + str(error) if str(error) else ''}"
+    origin = error.__traceback__
+    while origin is not None and origin.tb_next is not None:
+        origin = origin.tb_next
+    module = origin.tb_frame.f_globals.get("__name__", "") if origin is not None else ""
+    where = f" in {module.split('.')[0]}" if module and module != "__hidden_test__" else ""
+    return f"✗ a hidden test failed: the values it compared differ (an assertion{where}; its details are not shown, as they hold the expected value)"
+
+
 def judge_hidden(hidden: str, record: dict[str, Any], visible: str = "", calls: KernelCalls | None = None) -> list[NotebookNode]:
     """Run a hidden region in the grader against a record: the outputs nbgrader would have seen from it."""
     namespace = _grader_namespace()
@@ -260,15 +284,15 @@ def judge_hidden(hidden: str, record: dict[str, Any], visible: str = "", calls: 
     result: Any = None
     try:
         with contextlib.redirect_stdout(printed):
-            exec(compile(tree, "<hidden test>", "exec"), namespace)  # noqa: S102 - instructor's own test code
+            exec(compile(tree, HIDDEN_FILENAME, "exec"), namespace)  # noqa: S102 - instructor's own test code
             if last is not None:
-                result = eval(compile(ast.Expression(last.value), "<hidden test>", "eval"), namespace)  # noqa: S307
+                result = eval(compile(ast.Expression(last.value), HIDDEN_FILENAME, "eval"), namespace)  # noqa: S307
     except QuizCheckFailed as failure:
         outputs.append(_error("QuizCheckFailed", f"✗ {failure.question}: {failure.message}"))
     except StudentError as error:
         outputs.append(_error("StudentError", f"✗ a hidden test called your function and it failed: {error}"))
     except AssertionError as error:
-        outputs.append(_error("AssertionError", f"✗ a hidden test failed{': ' + str(error) if str(error) else ''}"))
+        outputs.append(_error("AssertionError", _assertion_message(error)))
     except Exception as error:  # the hidden test could not use the answer: no credit, and the kind of problem
         outputs.append(_error(type(error).__name__, f"✗ a hidden test could not use your answer ({type(error).__name__}); check it has the form the question asks for"))
     if calls is not None:

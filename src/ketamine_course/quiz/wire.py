@@ -1,7 +1,8 @@
 """The message format between a student's kernel and the grader.
 
-The student's kernel loads this module (and nothing else of the grading
-package): it must import without nbgrader. In place of each hidden-test region
+Part of the kernel side (:mod:`ketamine_course.quiz`), which the student's
+kernel loads and which imports nothing of the grading wing: it must import
+without nbgrader. The grader imports it too, to read what the kernel printed. In place of each hidden-test region
 the kernel runs :func:`record_answers`, which prints **one line**: the
 :data:`RECORD_MARKER` followed by JSON describing the values the hidden test
 reads. While the hidden test runs in the grader, each call it makes to a

@@ -1,4 +1,4 @@
-"""Checks used inside the quizzes.
+"""The checks a quiz's cells call: visible ones in the student's kernel, hidden ones in the grader.
 
 Two kinds, as in the nbgrader example course:
 
@@ -37,7 +37,6 @@ __all__ = [
     "check_number",
     "check_function",
     "SLIPS",
-    "slip_fingerprint",
     "grade_choice",
     "grade_number",
     "grade_function",
@@ -97,48 +96,6 @@ key (``grade_number(..., slips={"pounds_as_kg": ...})``); a visible check names
 one only from the factor it applies, and only when that factor is what took the
 answer out of the plausible range (``check_number(..., scale_slips=...)``)."""
 
-_FINGERPRINT_DIGITS = 3
-FINGERPRINT_BITS = 8
-"""Bits a slip's fingerprint keeps (fingerprints are kept only for instructors'
-quizzes written with them; the course's own quizzes no longer use them)."""
-
-
-def slip_fingerprint(value: float, question: str = "") -> str:
-    """A short fingerprint of a number at three significant figures, salted with the question.
-
-    Deprecated for new questions: a check cell is in the student's hands, and
-    any recogniser of a wrong value can be searched by trying numbers; the
-    wrong value of a slip (the answer times 60, or divided by 1000) then gives
-    the answer away. Name slips in the hidden test (``grade_number(...,
-    slips=...)``) and, for out-of-range slips, in the check by their factor
-    (``check_number(..., scale_slips=...)``).
-
-    >>> slip_fingerprint(90.0, "q1") == slip_fingerprint(90.04, "q1")
-    True
-    >>> len(slip_fingerprint(90.0, "q1"))
-    2
-    """
-    import hashlib
-
-    digest = hashlib.sha256(f"{question}:{float(value):.{_FINGERPRINT_DIGITS}g}".encode()).hexdigest()
-    return digest[: FINGERPRINT_BITS // 4]
-
-
-def _legacy_fingerprint(value: float) -> str:
-    """The 16-character fingerprint of earlier releases (still recognised in instructors' own quizzes)."""
-    import hashlib
-
-    return hashlib.sha256(f"{float(value):.{_FINGERPRINT_DIGITS}g}".encode()).hexdigest()[:16]
-
-
-def _matches_fingerprint(value: float, fingerprint: str, question: str = "") -> bool:
-    """True if ``value``, allowing for rounding at the third significant figure, has this fingerprint."""
-    def make(number: float) -> str:
-        return _legacy_fingerprint(number) if len(fingerprint) == 16 else slip_fingerprint(number, question)
-
-    return any(make(value * (1 + nudge)) == fingerprint for nudge in (0.0, -0.002, 0.002))
-
-
 def check_choice(question: str, answer: object, options: str = "ABCD") -> None:
     """The answer is one capital letter among ``options``."""
     if answer is None:
@@ -181,7 +138,7 @@ def check_number(
     scale_slips: Mapping[str, float] | None = None,
     fraction: bool = False,
     not_a_fraction: bool = False,
-    slips: Mapping[str, str] | None = None,
+    slips: object = None,  # noqa: ARG001 - ignored (see below)
 ) -> None:
     """The answer is a finite number, in ``unit``, inside a wide ``plausible`` range.
 
@@ -197,9 +154,10 @@ def check_number(
     * otherwise a factor of 1000 or 60 is named when exactly one of them brings
       the value into the range; otherwise the range is given.
 
-    ``slips`` (fingerprints of wrong values, :func:`slip_fingerprint`) is still
-    honoured for instructors' quizzes written with it, but it lets a student
-    search for the wrong value; ``ketamine-grade check`` warns about it.
+    ``slips`` is accepted and **ignored**: earlier releases passed fingerprints
+    of wrong values, which let a student search for a slip's value (and so the
+    answer) by trying numbers in their own kernel; their check cells still run,
+    and recognise nothing. ``ketamine-grade check`` reports a quiz that passes it.
     """
     if answer is None:
         raise QuizCheckFailed(question, f"no answer yet: set it to a number in {unit}")
@@ -209,9 +167,6 @@ def check_number(
     value = _as_float(answer)
     if not math.isfinite(value):
         raise QuizCheckFailed(question, f"the answer is {value}: a finite number is needed")
-    for slip, fingerprint in (slips or {}).items():
-        if _matches_fingerprint(value, fingerprint, question):
-            raise QuizCheckFailed(question, SLIPS[slip])
     low, high = plausible
     if fraction and 1 < abs(value) <= 100:
         raise QuizCheckFailed(question, "this looks like a percentage: give a fraction between 0 and 1 (e.g. 0.25, not 25)")
@@ -341,13 +296,3 @@ def grade_function(
         if not same_infinity and not _close(value, expected, rel, abs_tol):
             raise QuizCheckFailed(question, f"hidden case {number} gives a different value. {why}")
     _ok(question, "correct on every hidden case")
-
-
-def _track_cells_in_notebooks() -> None:
-    """In a notebook, remember what each cell was last run with, so grading from the quiz can say "save first"."""
-    from .grading.here import track_cells
-
-    track_cells()
-
-
-_track_cells_in_notebooks()

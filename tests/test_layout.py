@@ -1,0 +1,189 @@
+"""The package's layout: which part may import which, and what the student's kernel loads.
+
+The package has three floors (see ``CONTRIBUTING.md``):
+
+1. the science (``data``, ``dosing``, ``pk``, ``receptor``, ``evidence``, ``population``) imports only itself;
+2. beside each other on the floor above, the kernel side of the quizzes (``quiz``) and the teaching layer
+   (``plotting``, ``widgets``, ``lesson``, ``site``, ``workspace``) import the science and their own floor's part;
+3. the grading wing (``grading``) imports anything below it.
+
+An import is read wherever it is written (a function's deferred import counts as much as one at the top), and
+no floor imports a floor above it or a sibling; no module imports itself in a circle.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from places import ROOT
+
+PACKAGE = ROOT / "src" / "ketamine_course"
+SCIENCE = {"data", "dosing", "pk", "receptor", "evidence", "population"}
+TEACHING = {"plotting", "widgets", "lesson", "site", "workspace"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package's modules that ``name`` imports, at any depth of its code."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                stem = ".".join(base + ([node.module] if node.module else []))
+            else:
+                stem = node.module or ""
+            # `from . import pk` imports the module pk; `from .data import cite` imports the module data
+            targets = [f"{stem}.{alias.name}" if f"{stem}.{alias.name}" in known else stem for alias in node.names]
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    return {name: _imports(name, path, known) for name, path in modules.items()}
+
+
+def _part(module: str) -> tuple[int, str]:
+    """(floor, part) of a module of the package."""
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else ""
+    if top == "":
+        return 4, "the package's face"
+    if top in SCIENCE:
+        return 1, "science"
+    if top == "quiz":
+        return 2, "kernel side"
+    if top in TEACHING:
+        return 2, "teaching"
+    if top == "grading":
+        return 3, "grading"
+    raise AssertionError(f"{module} belongs to no part of the layout: add it to tests/test_layout.py and CONTRIBUTING.md")
+
+
+def test_the_kernel_side_offers_every_check() -> None:
+    from ketamine_course import quiz
+    from ketamine_course.quiz import checks
+
+    assert set(checks.__all__) <= set(quiz.__all__)
+
+
+def test_every_module_belongs_to_a_part() -> None:
+    for module in _modules():
+        _part(module)
+
+
+def test_no_import_runs_up_a_floor_or_across_to_a_sibling() -> None:
+    wrong = []
+    for module, imported in _graph().items():
+        floor, part = _part(module)
+        for other in imported:
+            other_floor, other_part = _part(other)
+            if other_floor > floor or (other_floor == floor and other_part != part):
+                wrong.append(f"{module} ({part}) imports {other} ({other_part})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    graph = _graph()
+    # a package's face re-exports its modules; an import of a sibling through the face is an import of the face
+    assert _circles(graph) == []
+
+
+def test_the_checks_find_what_they_look_for() -> None:
+    """Controls: an import up a floor and a circle are both seen."""
+    graph = _graph()
+    assert "ketamine_course.quiz.wire" in graph["ketamine_course.grading.hidden"]
+    assert "ketamine_course.data" in graph["ketamine_course.grading.doctor"], "a deferred import is read"
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _part("ketamine_course.grading.here") > _part("ketamine_course.quiz.cells")
+
+
+def _quiz_cells(quiz: str) -> tuple[str, str]:
+    """The release quiz's setup cell and its grade cell (the first and last code cells)."""
+    nb = json.loads((ROOT / "release" / quiz / f"{quiz}.ipynb").read_text())
+    code = ["".join(cell["source"]) for cell in nb["cells"] if cell["cell_type"] == "code"]
+    return code[0], code[-1]
+
+
+@pytest.mark.parametrize("quiz", sorted(path.name for path in (ROOT / "release").iterdir() if path.is_dir()))
+def test_while_graded_the_student_s_kernel_loads_the_kernel_side_only(quiz: str) -> None:
+    """The quiz's setup and grade cells, a recorder's call, while nbgrader grades: no nbgrader, nothing of the grader's work.
+
+    The grade cell imports the grader's front end for learners (``grading.here``, which imports only the
+    standard library and the kernel side) and returns at once.
+    """
+    setup, grade = _quiz_cells(quiz)
+    code = (
+        "import os, sys\n"
+        "os.environ['NBGRADER_EXECUTION'] = 'autograde'\n"
+        f"exec({setup!r})\n"
+        "__import__('ketamine_course.quiz.wire', fromlist=['record_answers']).record_answers('q1_test', ['x'])\n"
+        f"exec({grade!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ketamine_course', 'nbgrader', 'sqlalchemy', 'nbconvert')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"')))
+    grader_side = {m for m in loaded if m.startswith("ketamine_course.grading")}
+    assert grader_side == {"ketamine_course.grading", "ketamine_course.grading.here"}, loaded
+    assert not {m for m in loaded if not m.startswith("ketamine_course")}, loaded
+    assert {"ketamine_course.quiz.checks", "ketamine_course.quiz.wire", "ketamine_course.quiz.cells"} <= loaded
