@@ -10,7 +10,8 @@ import nbformat
 import pytest
 
 from ketamine_course.grading import hidden
-from ketamine_course.grading.hidden import MODULES, _value, inert, verdict
+from ketamine_course.grading.adapters.preprocessors import verdict
+from ketamine_course.grading.hidden import MODULES, _value, inert
 from ketamine_course.grading.sandbox import _tree_usage
 from ketamine_course.grading.sanitize import inert_for_markdown, markdown_to_html, sanitize_notebook
 from ketamine_course.quiz.wire import Unsupported, decode
@@ -178,7 +179,7 @@ def test_student_markdown_stays_text_on_the_feedback_page(source: str) -> None:
     """Feedback: the graded notebook is cleaned again and its mathematics made MathML, then the exporter renders Markdown."""
     from nbconvert.filters.markdown import markdown2html_mistune
 
-    from ketamine_course.grading.sanitize import RenderMathOffline
+    from ketamine_course.grading.adapters.preprocessors import RenderMathOffline
 
     nb = sanitize_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)]))
     nb, _ = RenderMathOffline().preprocess(nb, {})

@@ -25,6 +25,7 @@ from grading_helpers import (
 )
 from ketamine_course.grading import generate_release, grade_class, tamper_report
 from ketamine_course.grading import run as grading_run
+from ketamine_course.grading.adapters.schema import valid_metadata
 
 pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 
@@ -194,9 +195,9 @@ def test_tamper_report_findings_on_a_duplicated_cell() -> None:
     nb = submission(quiz, solutions(quiz))
     test_cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "q1_test")
     nb.cells.append(nbformat.from_dict(dict(test_cell)))
-    findings = tamper_report(nb, release_nb(quiz))
+    findings = tamper_report(nb, release_nb(quiz), valid_metadata)
     assert [(f.grade_id, f.problem) for f in findings] == [("q1_test", "duplicated")]
-    assert tamper_report(submission(quiz, solutions(quiz)), release_nb(quiz)) == []
+    assert tamper_report(submission(quiz, solutions(quiz)), release_nb(quiz), valid_metadata) == []
 
 
 def test_ketamine_grade_reads_the_course_s_nbgrader_config(tmp_path: Path) -> None:

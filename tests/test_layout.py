@@ -5,7 +5,9 @@ The package has three floors (see ``CONTRIBUTING.md``):
 1. the science (``data``, ``dosing``, ``pk``, ``receptor``, ``evidence``, ``population``) imports only itself;
 2. beside each other on the floor above, the kernel side of the quizzes (``quiz``) and the teaching layer
    (``plotting``, ``widgets``, ``lesson``, ``site``, ``workspace``) import the science and their own floor's part;
-3. the grading wing (``grading``) imports anything below it.
+3. the grading wing (``grading``) imports anything below it. Inside it, every use of nbgrader's and Jupyter's
+   internals is in ``grading/adapters``; the pure cores (the judge, the tamper report, the sanitiser, the intake
+   checks, the cage) import neither the adapters nor nbgrader, nbclient or jupyter_client.
 
 An import is read wherever it is written (a function's deferred import counts as much as one at the top), and
 no floor imports a floor above it or a sibling; no module imports itself in a circle.
@@ -187,3 +189,95 @@ def test_while_graded_the_student_s_kernel_loads_the_kernel_side_only(quiz: str)
     assert grader_side == {"ketamine_course.grading", "ketamine_course.grading.here"}, loaded
     assert not {m for m in loaded if not m.startswith("ketamine_course")}, loaded
     assert {"ketamine_course.quiz.checks", "ketamine_course.quiz.wire", "ketamine_course.quiz.cells"} <= loaded
+
+
+PURE_CORES = ("hidden", "tamper", "sanitize", "intake", "sandbox", "cgroups", "seccomp")
+JUPYTER_INTERNALS = ("nbgrader", "nbclient", "jupyter_client", "nbconvert")
+ALLOWED_IN_CORES = {
+    # the sanitiser renders Markdown with nbconvert's own renderer, so that the clean HTML it keeps is what a viewer would
+    # have shown (nbconvert's version is checked with the adapters', SUPPORTED)
+    "ketamine_course.grading.sanitize": {"nbconvert.filters.markdown_mistune"},
+}
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("core", PURE_CORES)
+def test_a_pure_core_touches_no_internals_of_nbgrader_or_jupyter(core: str) -> None:
+    name = f"ketamine_course.grading.{core}"
+    path = _modules()[name]
+    adapters = {m for m in _graph()[name] if m.startswith("ketamine_course.grading.adapters")}
+    assert not adapters, f"{name} imports {sorted(adapters)}"
+    internals = {m for m in _third_party_imports(path) if m.split(".")[0] in JUPYTER_INTERNALS} - ALLOWED_IN_CORES.get(name, set())
+    assert not internals, f"{name} imports {sorted(internals)}: that belongs in grading/adapters"
+
+
+def test_only_the_adapters_subclass_or_replace_nbgrader_and_jupyter_internals() -> None:
+    """Outside grading/adapters, nbgrader is used through its documented API only: no subclass, no replaced method, no private name."""
+    wrong = []
+    for name, path in _modules().items():
+        if name.startswith("ketamine_course.grading.adapters"):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level
+                    and (node.module or "").split(".")[0] in JUPYTER_INTERNALS for alias in node.names}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                bases = {getattr(base, "id", getattr(base, "attr", "")) for base in node.bases}
+                if bases & imported:
+                    wrong.append(f"{name}: class {node.name} subclasses {sorted(bases & imported)}")
+                if any(isinstance(base, ast.Call) for base in node.bases):  # a base computed at run time hides what it is
+                    wrong.append(f"{name}: class {node.name} has a base class computed by a call")
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Attribute) and getattr(target.value, "id", "") in imported:
+                        wrong.append(f"{name}: replaces {target.value.id}.{target.attr}")
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__") \
+                    and getattr(node.value, "id", "") in imported:
+                wrong.append(f"{name}: reads {node.value.id}.{node.attr}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_nbgrader_still_says_what_the_course_reads() -> None:
+    """The texts of nbgrader's errors the course translates into words are still in the installed nbgrader."""
+    import nbgrader
+
+    from ketamine_course.grading.adapters.messages import MESSAGES
+
+    source = "\n".join(path.read_text(errors="replace") for path in Path(nbgrader.__file__).parent.rglob("*.py") if "tests" not in path.parts)
+    assert all(text in source for text in MESSAGES), [text for text in MESSAGES if text not in source]
+
+
+def test_another_version_of_nbgrader_is_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from traitlets.config import Config
+
+    from ketamine_course.grading import adapters
+    from ketamine_course.grading.config import apply_pipeline
+
+    assert adapters.unsupported() == [], "the installed versions are the supported ones"
+    installed = {"nbgrader": "0.10.0", "nbclient": "0.11.0", "jupyter_client": "8.10.0", "nbconvert": "7.17.2", "nbformat": "5.11.1"}
+    assert adapters.unsupported(installed) == ["nbgrader is 0.10.0; the grader is written for nbgrader>=0.9.5,<0.10"]
+    with pytest.raises(adapters.UnsupportedVersion, match=r"Nothing was graded.*\./course setup"):
+        adapters.require_supported(installed)
+    monkeypatch.setitem(adapters.SUPPORTED, "nbgrader", ">=0.10,<0.11")  # as if the installed nbgrader were another
+    with pytest.raises(adapters.UnsupportedVersion, match="nbgrader is 0.9"):
+        apply_pipeline(Config())
+
+
+def test_a_quiz_released_under_an_older_metadata_schema_keeps_its_cells() -> None:
+    """nbgrader's schema version compared for equality would strip every cell of an older release (and score it 0)."""
+    from ketamine_course.grading.adapters.schema import valid_metadata
+
+    meta = {"grade": True, "grade_id": "q1_test", "locked": True, "points": 2, "schema_version": 3, "solution": False}
+    assert valid_metadata(meta)
+    assert valid_metadata({**meta, "schema_version": 2}), "an older version nbgrader upgrades is valid"
+    assert not valid_metadata({**meta, "schema_version": 99}), "a version newer than nbgrader knows is not"
+    assert not valid_metadata({**meta, "points": "two"}) and not valid_metadata({**meta, "schema_version": True})

@@ -1,15 +1,25 @@
 """The grading wing: nbgrader's pipeline, with the key kept out of the student's kernel and the kernel caged.
 
-Its layout is the pipeline:
+Its layout is the pipeline. The pure cores, which import nothing of nbgrader:
 
-* :mod:`.intake` - what the grader accepts: plain files and folders, bounded sizes, plain student ids; a safe collect;
-* :mod:`.tamper` - the tamper report (once per submission) and repairs of pasted or corrupted cells;
+* :mod:`.intake` - what the grader accepts: plain files and folders, bounded sizes, plain student ids;
+* :mod:`.tamper` - the tamper report (once per submission) and the repair of a cell's role;
 * :mod:`.hidden` - hidden tests recorded in the kernel and judged in the grader;
-* :mod:`.sandbox` and :mod:`.execute` - each kernel in its cage, limits for the whole kernel, nothing left running;
-* :mod:`.sanitize` - graded notebooks and feedback pages made inert;
+* :mod:`.sandbox` (with :mod:`.cgroups`, :mod:`.seccomp`) - each kernel in its cage, limits for the whole kernel;
+* :mod:`.sanitize` - graded notebooks and feedback pages made inert.
+
+The one door to nbgrader's and Jupyter's internals, :mod:`.adapters`: the
+course's nbgrader preprocessors, the caged ``Execute`` step and kernel manager,
+the safe exchange, the hooks in nbgrader's ``Autograde``, the metadata schema,
+and the versions all of it supports (checked before anything is graded).
+
+Around them, through nbgrader's documented API:
+
 * :mod:`.review` - submissions that cannot be graded, flagged for a person (never a silent zero);
 * :mod:`.config` - one configuration for nbgrader's commands and the course's own;
-* :mod:`.run` - grading a class (in parallel workers), grading oneself; :mod:`.cli` - the ``ketamine-grade`` command.
+* :mod:`.run` - grading a class (in parallel workers), grading oneself; :mod:`.check` - the author's check;
+  :mod:`.export` - grades for a learning platform; :mod:`.doctor` - what this machine gives the grader;
+* :mod:`.cli` - the ``ketamine-grade`` command; :mod:`.here` - the grade cell at the end of each quiz.
 
 It reads what the student's kernel sends in the format of
 :mod:`ketamine_course.quiz.wire` (the kernel side, which imports nothing from

@@ -25,8 +25,7 @@ def sanitize_preprocessors() -> list[Any]:
     """Before execution: tamper report (on the raw submission), repairs, nbgrader's restoring, hidden regions swapped out."""
     from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, OverwriteCells, OverwriteKernelspec
 
-    from .hidden import RecordAnswers
-    from .tamper import RepairCells, ReportTampering
+    from .adapters.preprocessors import RecordAnswers, RepairCells, ReportTampering
 
     return [ReportTampering, RepairCells, ClearOutput, OverwriteKernelspec, OverwriteCells, RecordAnswers, CheckCellMetadata]
 
@@ -41,10 +40,8 @@ def autograde_preprocessors() -> list[Any]:
         LimitOutput,
     )
 
-    from .execute import BoundedExecute
-    from .hidden import JudgeAnswers, SaveJudgedGrades
-    from .sanitize import SanitizeNotebook
-    from .tamper import FlagTampering
+    from .adapters.execute import BoundedExecute
+    from .adapters.preprocessors import FlagTampering, JudgeAnswers, SanitizeNotebook, SaveJudgedGrades
 
     return [BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveJudgedGrades, AssignLatePenalties, FlagTampering, SanitizeNotebook, CheckCellMetadata]
 
@@ -54,16 +51,23 @@ def feedback_preprocessors() -> list[Any]:
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
-    from .sanitize import RenderMathOffline
+    from .adapters.preprocessors import RenderMathOffline
 
     return [GetGrades, ClearHiddenTests, RenderMathOffline, CSSHTMLHeaderPreprocessor]
 
 
 def apply_pipeline(c: Config) -> Config:
-    """Set the course's grading pipeline on a config (``nbgrader_config.py`` calls this)."""
-    import nbgrader
+    """Set the course's grading pipeline on a config (``nbgrader_config.py`` calls this).
 
-    from .review import install_autograde_hooks
+    Refuses (:class:`~.adapters.UnsupportedVersion`, saying what to do) when
+    nbgrader or a Jupyter package the grader reaches into is at a version its
+    adapters were not written for.
+    """
+    from .adapters import require_supported
+
+    require_supported()
+    from .adapters.autograde import install_autograde_hooks
+    from .adapters.pipeline import formgrader_templates
 
     c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
@@ -71,14 +75,13 @@ def apply_pipeline(c: Config) -> Config:
     c.GenerateFeedback.preprocessors = feedback_preprocessors()
     _add_judgeable_check(c)
     c.ClearHiddenTests.enforce_metadata = True
-    c.ExchangeFactory.collect = "ketamine_course.grading.intake.SafeCollect"
-    c.ExchangeFactory.release_feedback = "ketamine_course.grading.intake.SafeReleaseFeedback"
-    formgrader_templates = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
+    c.ExchangeFactory.collect = "ketamine_course.grading.adapters.exchange.SafeCollect"
+    c.ExchangeFactory.release_feedback = "ketamine_course.grading.adapters.exchange.SafeReleaseFeedback"
     # Only the feedback converter's exporter (nested config), never the formgrader's own pages.
     # nbgrader's 'feedback' template (its API insists on that name), entered through ours: templates/feedback/
     # comes first on the search path, so feedback_safe.html.j2 and its empty mathjax.html.j2 are found first.
     exporter = c.GenerateFeedback.HTMLExporter
-    exporter.extra_template_basedirs = [str(TEMPLATES), str(formgrader_templates)]
+    exporter.extra_template_basedirs = [str(TEMPLATES), str(formgrader_templates())]
     exporter.template_name = "feedback"
     exporter.template_file = "feedback_safe.html.j2"
     exporter.mathjax_url = ""
@@ -87,11 +90,10 @@ def apply_pipeline(c: Config) -> Config:
 
 def _add_judgeable_check(c: Config) -> None:
     """When a quiz is generated, refuse hidden tests the judge could not run as nbgrader would (naming the cell)."""
-    from nbgrader.converters import GenerateAssignment
+    from .adapters.pipeline import generate_assignment_steps
+    from .adapters.preprocessors import CheckJudgeable
 
-    from .hidden import CheckJudgeable
-
-    current = list(c.GenerateAssignment.get("preprocessors", GenerateAssignment.class_traits()["preprocessors"].default()))
+    current = generate_assignment_steps(c.GenerateAssignment)
     if CheckJudgeable not in current:
         names = [getattr(p, "__name__", str(p)) for p in current]
         at = names.index("InstantiateTests") + 1 if "InstantiateTests" in names else 0  # after AUTOTEST lines become tests

@@ -4,14 +4,18 @@ A test cell holds a visible part (runs in the kernel, as the student saw it)
 and a hidden region between ``### BEGIN HIDDEN TESTS`` and
 ``### END HIDDEN TESTS``.
 
-* :class:`RecordAnswers` runs while nbgrader *sanitizes* a submission, right
+The nbgrader steps named here live in :mod:`.adapters.preprocessors` and
+:mod:`.adapters.execute`; this module is a pure core and imports nothing of
+nbgrader.
+
+* ``RecordAnswers`` runs while nbgrader *sanitizes* a submission, right
   after nbgrader restores the test cells from the gradebook: it replaces each
   hidden region by one call to
   :func:`ketamine_course.quiz.wire.record_answers` naming the values the
   hidden code reads. So the notebook nbgrader writes before execution, and the
   kernel that runs it, never hold hidden-test text.
 * Right after the kernel runs such a cell, :func:`judge_cell` (called by
-  :class:`~ketamine_course.grading.execute.BoundedExecute`, while the kernel
+  ``BoundedExecute``, while the kernel
   is still alive) runs the hidden region **in the grader's process**: the
   student's values are rebuilt there as genuine objects; each call of a
   student's function is sent to the kernel and its result rebuilt the same
@@ -21,7 +25,7 @@ and a hidden region between ``### BEGIN HIDDEN TESTS`` and
   seen it: what the hidden code and the student's functions print, an error
   output when it raises (the message only, never the hidden source), and the
   value of its last expression, which nbgrader reads as partial credit.
-* :class:`JudgeAnswers` runs after execution: it restores each test cell's
+* ``JudgeAnswers`` runs after execution: it restores each test cell's
   source from the gradebook and marks any hidden test that could not be run
   (the kernel had died) as not passed.
 
@@ -32,7 +36,7 @@ lower its score (an error, error output) but never raise it: every
 and a student can make the kernel produce one), and each test cell's score,
 the grader's **verdict**, is worked out by nbgrader's own rule from those
 outputs and the judge's own, then kept in the grader (``resources``), never in
-the notebook. :class:`SaveJudgedGrades` records the verdicts in the gradebook
+the notebook. ``SaveJudgedGrades`` records the verdicts in the gradebook
 in place of nbgrader's ``SaveAutoGrades``, which would read the outputs again.
 
 :func:`check_judgeable` is run when a quiz is generated: a hidden region the
@@ -59,8 +63,7 @@ from ..quiz.wire import RECORD_MARKER, MalformedRecord, Unsupported, decode, enc
 
 __all__ = [
     "BEGIN_HIDDEN", "END_HIDDEN", "split_hidden", "kernel_inputs", "recorder_call", "judge_hidden", "judge_cell",
-    "check_judgeable", "RecordAnswers", "JudgeAnswers", "CheckJudgeable", "hidden_regions", "inert", "verdict", "verdicts_of",
-    "SaveJudgedGrades",
+    "check_judgeable", "inert", "verdicts_of", "grade_id_of",
 ]
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
@@ -357,19 +360,14 @@ def inert(outputs: list[NotebookNode]) -> list[NotebookNode]:
     return kept
 
 
-def verdict(cell: NotebookNode) -> float:
-    """The score of a test cell by nbgrader's own rule, applied by the grader to outputs whose only result is the judge's."""
-    from nbgrader.utils import determine_grade
-
-    score, _ = determine_grade(cell)
-    return float(score or 0.0)
-
-
 def judge_cell(
     cell: NotebookNode, grade_id: str, visible: str, hidden: str, run_in_kernel: Callable[[str], list[NotebookNode]] | None,
-    verdicts: dict[str, float],
 ) -> bool:
-    """Judge an executed test cell's hidden region in place and record its verdict; True when its code wrote to stderr during a passing test."""
+    """Judge an executed test cell's hidden region in place (its outputs become what nbgrader scores); True when its code wrote to stderr during a passing test.
+
+    The cell's score is then nbgrader's rule applied to these outputs
+    (:func:`ketamine_course.grading.adapters.preprocessors.verdict`).
+    """
     records, refused, outputs = _records(inert(cell.get("outputs", [])), grade_id)
     stderr = False
     if any(o.get("output_type") == "error" for o in outputs):
@@ -385,118 +383,16 @@ def judge_cell(
         note = _explain(outputs + rest) if not partial else []
         cell.outputs = outputs + rest + note + partial
         stderr = bool(note) and "stderr" in note[0].get("text", "")
-    verdicts[grade_id] = verdict(cell)
     return stderr
 
 
-def hidden_regions(resources: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
-    """Each test cell's (full source, visible part, hidden region), from the gradebook: the instructor's copy, never the submission."""
-    from nbgrader.api import Gradebook
-
-    info = resources.get("nbgrader", {})
-    regions: dict[str, tuple[str, str, str]] = {}
-    with Gradebook(info["db_url"]) as gradebook:
-        notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
-        for source_cell in notebook.source_cells:
-            visible, hidden = split_hidden(source_cell.source or "")
-            if hidden is not None:
-                regions[source_cell.name] = (source_cell.source, visible, hidden)
-    return regions
-
-
-# --------------------------------------------------------------------------
-# nbgrader preprocessors
-# --------------------------------------------------------------------------
-
-
-def _grade_id(cell: NotebookNode) -> str | None:
+def grade_id_of(cell: NotebookNode) -> str | None:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     grade_id = meta.get("grade_id") if meta.get("grade") else None
     return grade_id if isinstance(grade_id, str) else None
-
-
-def _preprocessor_base() -> type:
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
-    return NbGraderPreprocessor
-
-
-class CheckJudgeable(_preprocessor_base()):  # type: ignore[misc]
-    """When a quiz is generated: refuse a hidden region the judge cannot run as nbgrader would, naming the cell."""
-
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
-        for cell in nb.cells:
-            grade_id = _grade_id(cell)
-            if cell.cell_type == "code" and grade_id is not None:
-                check_judgeable(grade_id, cell.source)
-        return nb, resources
-
-
-class RecordAnswers(_preprocessor_base()):  # type: ignore[misc]
-    """While sanitizing, after nbgrader restored the test cells: swap each hidden region for a recorder call."""
-
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
-        for cell in nb.cells:
-            grade_id = _grade_id(cell)
-            if cell.cell_type != "code" or grade_id is None:
-                continue
-            visible, hidden = split_hidden(cell.source)
-            if hidden is not None:
-                cell.source = f"{visible}\n{recorder_call(grade_id, hidden, visible)}"
-        return nb, resources
 
 
 def verdicts_of(resources: dict[str, Any]) -> dict[str, float]:
     """The grader's verdicts of this submission (kept in ``resources``, which the kernel never reaches)."""
     verdicts: dict[str, float] = resources.setdefault("ketamine_course", {}).setdefault(VERDICTS, {})
     return verdicts
-
-
-class JudgeAnswers(_preprocessor_base()):  # type: ignore[misc]
-    """After execution: restore each test cell's source; judge what was not judged (nothing earned); a verdict for every test cell."""
-
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
-        from nbgrader.utils import is_solution
-
-        regions = hidden_regions(resources)
-        verdicts = verdicts_of(resources)
-        for cell in nb.cells:
-            grade_id = _grade_id(cell)
-            if cell.cell_type != "code" or grade_id is None or is_solution(cell):
-                continue
-            if grade_id in regions:
-                original, visible, hidden = regions[grade_id]
-                if grade_id not in verdicts:  # never judged while the kernel ran (it had died): judged on what is there
-                    judge_cell(cell, grade_id, visible, hidden, None, verdicts)
-                cell.source = original
-            else:  # a test cell without hidden tests: the kernel's outputs, made inert, by nbgrader's rule
-                cell.outputs = inert(cell.get("outputs", []))
-                verdicts[grade_id] = verdict(cell)
-        return nb, resources
-
-
-def _save_base() -> type:
-    from nbgrader.preprocessors import SaveAutoGrades
-
-    return SaveAutoGrades
-
-
-class SaveJudgedGrades(_save_base()):  # type: ignore[misc]
-    """nbgrader's SaveAutoGrades, recording the grader's verdict of each test cell instead of reading its outputs again.
-
-    A test cell without a verdict (the pipeline did not judge it) scores 0
-    and needs manual grading: a score never comes from the notebook.
-    """
-
-    def _add_score(self, cell: NotebookNode, resources: dict[str, Any]) -> None:
-        from nbgrader.utils import is_solution
-
-        if cell.cell_type != "code" or is_solution(cell):
-            super()._add_score(cell, resources)  # answer cells graded by hand: nbgrader's own rule (no output read)
-            return
-        grade_id = cell.metadata["nbgrader"]["grade_id"]
-        grade = self.gradebook.find_grade(grade_id, self.notebook_id, self.assignment_id, self.student_id)
-        verdicts = verdicts_of(resources)
-        grade.auto_score = verdicts.get(grade_id, 0.0)
-        grade.needs_manual_grade = grade.manual_score is not None or grade_id not in verdicts
-        self.gradebook.db.commit()

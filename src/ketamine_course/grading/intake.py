@@ -6,19 +6,21 @@ link the student made would let them read (or overwrite) anything the
 instructor can. Every step that takes student files in checks them first
 *without following links*:
 
-* :class:`SafeCollect` (``nbgrader collect``) refuses a submission holding
+* ``SafeCollect`` (``nbgrader collect``, :mod:`.adapters.exchange`) refuses a submission holding
   anything but regular files and folders, one over the size limits, or one
   whose student id is not a plain id, and says which and why;
 * :func:`check_tree` and :func:`check_student_id` check each submission
   under ``submitted/`` just before nbgrader would copy or read it (see
-  :mod:`ketamine_course.grading.review`, which hooks them into nbgrader's
-  Autograde converter), so a submission placed there by hand is checked too.
+  :mod:`ketamine_course.grading.adapters.autograde`, which hooks them into
+  nbgrader's Autograde converter), so a submission placed there by hand is checked too.
 
 A refused submission is reported with its reason; the rest of the class is
 graded. Lateness counts from a time the student cannot set (the last change
 of their submission on disk, see :func:`newest_change`), and
-:class:`SafeReleaseFeedback` (``nbgrader release_feedback``) releases every
+``SafeReleaseFeedback`` (``nbgrader release_feedback``) releases every
 student's feedback it can, naming those it cannot, instead of stopping.
+
+This module is a pure core: it imports nothing of nbgrader.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_student_id_ok", "check_tree", "SafeCollect", "Limits",
-    "safe_copy_tree", "newest_change", "SafeReleaseFeedback", "SMALL_FILES",
+    "printable", "SubmissionRefused", "STUDENT_ID", "check_student_id", "check_student_id_ok", "check_tree", "Limits",
+    "safe_copy_tree", "newest_change", "SMALL_FILES", "TIMESTAMP_FORMAT", "configured_limits", "feedback_problem",
 ]
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -228,7 +230,8 @@ def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_not
     return budget["bytes"]
 
 
-def _configured_limits(config: Any) -> dict[str, int]:
+def configured_limits(config: Any) -> dict[str, int]:
+    """The submission-size limits a grading configuration sets (``c.BoundedExecute.max_*``), the defaults where it sets none."""
     section = config.get("BoundedExecute", {}) if config is not None else {}
     return {
         "max_notebook_bytes": int(section.get("max_notebook_bytes", Limits.max_notebook_bytes)),
@@ -237,149 +240,7 @@ def _configured_limits(config: Any) -> dict[str, int]:
     }
 
 
-def _collect_base() -> type:
-    from nbgrader.exchange.default.collect import ExchangeCollect
-
-    return ExchangeCollect
-
-
-class SafeCollect(_collect_base()):  # type: ignore[misc]
-    """nbgrader's collect, refusing what a student could use against the grader or another student (and saying why).
-
-    Refused: a name in the inbound folder that is not ``student+quiz+time+...``
-    (nbgrader would stop collecting for everyone), a submission owned by
-    someone other than the student it claims to be (when nbgrader's
-    ``check_owner`` is on, as by default: nbgrader only warns), links, special
-    files, oversized or too deep submissions, and unplain student ids.
-    """
-
-    refused: list[tuple[str, str]]
-    src_records: list[dict[str, Any]]
-
-    def _refuse(self, who: str, name: str, reason: str) -> None:
-        self.refused.append((who, reason))
-        self.log.error("Not collected: %s: %s", name.encode("unicode_escape").decode("ascii")[:120], reason)
-
-    def init_src(self) -> None:
-        import glob
-        import pwd
-
-        from nbgrader.api import Gradebook, MissingEntry
-
-        self.refused = []
-        if self.coursedir.course_id == "":
-            self.fail("No course id specified. Re-run with --course flag.")
-        self.course_path = os.path.join(self.root, self.coursedir.course_id)
-        self.inbound_path = os.path.join(self.course_path, "inbound")
-        if not os.path.isdir(self.inbound_path):
-            self.fail(f"Course not found: {self.inbound_path}")
-        student_id = self.coursedir.student_id if self.coursedir.student_id else "*"
-        pattern = os.path.join(self.inbound_path, f"{glob.escape(student_id) if student_id != '*' else '*'}+{glob.escape(self.coursedir.assignment_id)}+*")
-        records = []
-        for path in glob.glob(pattern):
-            name = os.path.basename(path)
-            try:
-                record = self._path_to_record(path)
-            except Exception:  # nbgrader's own parser fails on a name it cannot read, for the whole class
-                self._refuse(name.split("+")[0], name, "the name in the exchange is not student+quiz+time; it was not made by nbgrader submit")
-                continue
-            try:
-                check_student_id(record["username"])
-                if self.check_owner:
-                    owner = pwd.getpwuid(os.lstat(path).st_uid).pw_name
-                    if owner != record["username"]:
-                        raise SubmissionRefused(f"it claims to be from {record['username']} but belongs to {owner}")
-                check_tree(Path(path), **_configured_limits(self.config))
-            except KeyError:
-                self._refuse(record["username"], name, "it belongs to a user this machine does not know")
-                continue
-            except SubmissionRefused as reason:
-                self._refuse(record["username"], name, str(reason))
-                continue
-            except Exception as error:  # anything else about it: refuse it, saying so
-                self._refuse(record["username"], name, f"it could not be checked ({type(error).__name__})")
-                continue
-            records.append(record)
-        by_student: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            by_student.setdefault(record["username"], []).append(record)
-        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
-            try:
-                self.duedate = gb.find_assignment(self.coursedir.assignment_id).duedate
-            except MissingEntry:
-                self.duedate = None
-        self.src_records = []
-        for submissions in by_student.values():
-            for record in submissions:  # the time it was submitted: never earlier than its last change on disk
-                changed = newest_change(Path(self.inbound_path) / record["filename"])
-                record["claimed"] = record["timestamp"]
-                record["timestamp"] = max(record["timestamp"], changed)
-            ordered = self._sort_by_timestamp(submissions)
-            if self.duedate is not None and self.before_duedate:
-                on_time = [r for r in ordered if r["timestamp"] <= self.duedate]
-                self.src_records.append(on_time[0] if on_time else ordered[0])
-            else:
-                self.src_records.append(ordered[0])
-
-    def do_copy(self, src: str, dest: str, log: Any = None) -> None:
-        """Copy without following links (the student can still change the inbound folder while it is copied).
-
-        The copy's ``timestamp.txt`` (what nbgrader reads for lateness) is the
-        time the grader trusts: the later of the time claimed and the last
-        change of the submission on disk, after the copy.
-        """
-        try:
-            safe_copy_tree(Path(src), Path(dest), ignore=self.coursedir.ignore, **_configured_limits(self.config))
-        except SubmissionRefused as reason:
-            self.refused.append((Path(src).name.split("+")[0], str(reason)))
-            self.log.error("Not collected: %r: %s", Path(src).name[:100], reason)
-            return
-        record = next((r for r in self.src_records if r["filename"] == Path(src).name), None)
-        trusted = max(newest_change(Path(src)), record["timestamp"] if record else datetime.datetime.min)
-        if record is not None and trusted > record.get("claimed", trusted) + datetime.timedelta(seconds=2):
-            self.log.warning("Submission %s: claimed %s, last changed %s; lateness counts from %s",
-                             printable(Path(src).name, 100), record["claimed"], trusted, trusted)
-        stamp = Path(dest) / "timestamp.txt"
-        stamp.unlink(missing_ok=True)
-        stamp.write_text(trusted.strftime(TIMESTAMP_FORMAT))
-
-
-def _release_feedback_base() -> type:
-    from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
-
-    return ExchangeReleaseFeedback
-
-
-class SafeReleaseFeedback(_release_feedback_base()):  # type: ignore[misc]
-    """nbgrader's release_feedback, releasing everyone's feedback it can and naming (not failing on) the rest.
-
-    nbgrader stops for the whole class at the first feedback folder without a
-    readable ``submission_secret.txt`` or ``timestamp.txt`` (a submission
-    placed by hand, or a damaged one); here such a student is named, with the
-    reason, and left out; the rest get their feedback.
-    """
-
-    def copy_files(self) -> None:
-        import glob
-
-        unreleasable = []
-        for page in glob.glob(os.path.join(self.src_path, "*.html")):
-            folder = Path(page).parent
-            student_id = folder.parent.name if folder.name == self.coursedir.assignment_id else folder.name
-            reason = _feedback_problem(folder)
-            if reason:
-                unreleasable.append(student_id)
-                self.log.error("Feedback not released: %s: %s", printable(student_id, 80), reason)
-        previous = self.coursedir.student_id_exclude
-        if unreleasable:
-            self.coursedir.student_id_exclude = ",".join(filter(None, [previous, *sorted(set(unreleasable))]))
-        try:
-            super().copy_files()
-        finally:
-            self.coursedir.student_id_exclude = previous
-
-
-def _feedback_problem(folder: Path) -> str | None:
+def feedback_problem(folder: Path) -> str | None:
     """Why nbgrader could not release a feedback folder (its secret and time missing, linked or oversized), or None."""
     for name, limit in SMALL_FILES.items():
         path = folder / name

@@ -8,29 +8,17 @@ formgrader then lists it in its Flagged and Needs Manual Grade columns, and
 ``ketamine-grade export`` leaves its grade blank instead of writing a zero.
 
 This holds for ``ketamine-grade class`` and for nbgrader's own
-``nbgrader autograde`` (and the formgrader's Autograde button):
-:func:`install_autograde_hooks`, which ``nbgrader_config.py`` runs through
-:func:`~ketamine_course.grading.config.apply_pipeline`, wraps three methods of
-nbgrader's ``Autograde`` converter (nbgrader offers no setting to replace the
-converter class):
-
-* ``init_destination`` refuses an unsafe submission (links, special files,
-  oversize, an unplain id) *before* nbgrader copies or reads anything of it,
-  so nbgrader reports it as a failed submission and exits non-zero;
-* ``init_assignment`` and ``convert_single_notebook`` flag a submission whose
-  grading fails, with the reason, then let nbgrader handle the failure as it
-  always does.
+``nbgrader autograde`` (and the formgrader's Autograde button), through
+:mod:`.adapters.autograde`, which hooks :func:`flag_for_review` into
+nbgrader's ``Autograde`` converter.
 """
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-from typing import Any
+from .adapters.messages import NO_ASSIGNMENT, NO_NOTEBOOKS
+from .intake import SubmissionRefused, check_student_id_ok, printable
 
-from .intake import SubmissionRefused, _configured_limits, check_student_id, check_student_id_ok, check_tree, printable
-
-__all__ = ["NOT_GRADED", "empty_submission_reason", "reason_in_words", "flag_for_review", "install_autograde_hooks"]
+__all__ = ["NOT_GRADED", "empty_submission_reason", "reason_in_words", "flag_for_review"]
 
 NOT_GRADED = "Not graded automatically"
 """How a flagged submission's comment begins (the formgrader shows it under each answer)."""
@@ -47,7 +35,7 @@ def reason_in_words(error: BaseException, quiz: str = "") -> str:
     if isinstance(error, SubmissionRefused):
         text = str(error)
         return text if any(word in text for word in ("ask ", "rename")) else f"{text}; ask the student to submit again without it"
-    if "No notebooks found" in str(error):
+    if NO_NOTEBOOKS in str(error):
         expected = f"{quiz}.ipynb" if quiz else "the quiz's notebook name"
         return (f"the submission holds no notebook named {expected} (renamed, or another quiz's notebook); "
                 "rename it in submitted/ to that name and grade again")
@@ -60,7 +48,7 @@ def reason_in_words(error: BaseException, quiz: str = "") -> str:
                 "the kernel needs), ask the student to rename it; otherwise fix the grading machine; then grade again")
     if name in ("UnresponsiveKernelError", "DeadKernelError"):
         return "the student's kernel stopped responding and could not be stopped; grade this submission by hand"
-    if "No assignment with ID" in str(error):
+    if NO_ASSIGNMENT in str(error):
         return f"the gradebook does not know {quiz or 'this quiz'}; run 'nbgrader generate_assignment {quiz or 'QUIZ'}' first, then grade again"
     if name == "MissingEntry":
         return "the gradebook does not know this quiz or notebook; run 'ketamine-grade release' (or nbgrader generate_assignment) for it, then grade again"
@@ -99,96 +87,3 @@ def flag_for_review(db_url: str, course_id: str, quiz: str, student_id: str, rea
                 comment.auto_comment = note
         gradebook.db.commit()
     return True
-
-
-_HOOKED = "_ketamine_course_hooked"
-
-
-def install_autograde_hooks() -> None:
-    """Wrap nbgrader's Autograde converter so that refusals and failures are flagged in the gradebook (idempotent)."""
-    from nbgrader.converters import Autograde
-
-    if getattr(Autograde, _HOOKED, False):
-        return
-    init_destination = Autograde.init_destination
-    init_assignment = Autograde.init_assignment
-    convert_single_notebook = Autograde.convert_single_notebook
-    start = Autograde.start
-
-    def flag(self: Any, assignment_id: str, student_id: str, error: BaseException) -> None:
-        reason = reason_in_words(error, assignment_id)
-        try:
-            flagged = flag_for_review(self.coursedir.db_url, self.coursedir.course_id, assignment_id, student_id, reason)
-        except Exception as problem:  # the gradebook itself failing must not hide the first failure
-            flagged = False
-            self.log.error("Could not flag %s in the gradebook: %s", printable(student_id, 80), printable(problem))
-        self.log.error("Not graded: %s: %s%s", printable(student_id, 80), reason, " (flagged for review in the gradebook)" if flagged else "")
-
-    @functools.wraps(init_destination)
-    def refusing_init_destination(self: Any, assignment_id: str, student_id: str) -> bool:
-        excluded = [s for s in str(self.coursedir.student_id_exclude or "").split(",") if s]
-        if student_id not in excluded:
-            try:
-                check_student_id(student_id)
-                check_tree(Path(self._format_source(assignment_id, student_id)), **_configured_limits(self.config))
-            except SubmissionRefused as reason:
-                flag(self, assignment_id, student_id, reason)
-                raise
-        return bool(init_destination(self, assignment_id, student_id))
-
-    @functools.wraps(init_assignment)
-    def flagging_init_assignment(self: Any, assignment_id: str, student_id: str) -> None:
-        self._ketamine_current = (assignment_id, student_id)
-        try:
-            init_assignment(self, assignment_id, student_id)
-        except Exception as error:
-            flag(self, assignment_id, student_id, error)
-            raise
-
-    @functools.wraps(convert_single_notebook)
-    def flagging_convert_single_notebook(self: Any, notebook_filename: str) -> None:
-        try:
-            convert_single_notebook(self, notebook_filename)
-        except Exception as error:
-            assignment_id, student_id = getattr(self, "_ketamine_current", ("", ""))
-            if student_id:
-                flag(self, assignment_id, student_id, error)
-            raise
-
-    @functools.wraps(start)
-    def start_flagging_empty_folders(self: Any) -> None:
-        empty = _empty_submissions(self)
-        try:
-            start(self)
-        finally:
-            for assignment_id, student_id in empty:
-                flag(self, assignment_id, student_id, SubmissionRefused(empty_submission_reason(assignment_id)))
-        if empty:
-            from nbgrader.converters.base import NbGraderException
-
-            raise NbGraderException(f"{len(empty)} submission folder(s) hold no notebook (flagged for review)")
-
-    Autograde.start = start_flagging_empty_folders
-    Autograde.init_destination = refusing_init_destination
-    Autograde.init_assignment = flagging_init_assignment
-    Autograde.convert_single_notebook = flagging_convert_single_notebook
-    setattr(Autograde, _HOOKED, True)
-
-
-def _empty_submissions(converter: Any) -> list[tuple[str, str]]:
-    """(quiz, student) of every submission folder this autograde run matches that holds no notebook (nbgrader skips them silently)."""
-    import glob
-    import os
-    import re
-
-    pattern = converter._format_source(converter.coursedir.assignment_id, converter.coursedir.student_id)
-    parse = re.compile(converter._format_source("(?P<assignment_id>.*)", "(?P<student_id>.*)", escape=True))
-    excluded = {s for s in str(converter.coursedir.student_id_exclude or "").split(",") if s}
-    empty = []
-    for folder in sorted(glob.glob(pattern)):
-        match = parse.match(folder)
-        if match is None or match["student_id"] in excluded or os.path.islink(folder) or not os.path.isdir(folder):
-            continue
-        if not glob.glob(os.path.join(glob.escape(folder), converter.coursedir.notebook_id + ".ipynb")):
-            empty.append((match["assignment_id"], match["student_id"]))
-    return empty

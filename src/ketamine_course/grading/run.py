@@ -24,8 +24,8 @@ from typing import Any
 import nbformat
 
 from .config import grading_config
-from .hidden import _grade_id
-from .intake import SubmissionRefused, _configured_limits, check_student_id, check_student_id_ok, check_tree, printable
+from .hidden import grade_id_of
+from .intake import SubmissionRefused, check_student_id, check_student_id_ok, check_tree, configured_limits, printable
 from .review import empty_submission_reason
 from .tamper import TamperFinding, read_report
 
@@ -144,7 +144,7 @@ def _messages(autograded: Path) -> dict[str, str]:
     nb = nbformat.read(autograded, as_version=4)
     messages = {}
     for cell in nb.cells:
-        grade_id = _grade_id(cell)
+        grade_id = grade_id_of(cell)
         if grade_id is None or cell.cell_type != "code":
             continue
         lines = []
@@ -278,7 +278,7 @@ def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) ->
                                error=f"no submission: there is no folder submitted/{printable(student_id, 80)}/{quiz} (check the student id)")
     try:
         check_student_id(student_id)
-        check_tree(folder, **_configured_limits(config))
+        check_tree(folder, **configured_limits(config))
         if not folder.is_symlink() and not any(folder.glob("*.ipynb")):
             raise SubmissionRefused(empty_submission_reason(quiz))
         report.unlink(missing_ok=True)

@@ -44,8 +44,6 @@ __all__ = [
     "sanitize_notebook",
     "inert_for_markdown",
     "without_mathjax",
-    "SanitizeNotebook",
-    "RenderMathOffline",
 ]
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -263,42 +261,3 @@ def math_to_mathml(markup: str) -> str:
             return match.group(0)
 
     return clean_html(_MATH.sub(convert, markup), mathml=True)
-
-
-def _preprocessor_base() -> type:
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
-    return NbGraderPreprocessor
-
-
-def _instructor_sources(resources: dict[str, Any]) -> dict[str, str]:
-    """The gradebook's copy of each nbgrader cell's source (empty where there is no gradebook)."""
-    info = resources.get("nbgrader", {})
-    if "db_url" not in info:
-        return {}
-    from nbgrader.api import Gradebook
-
-    with Gradebook(info["db_url"]) as gradebook:
-        notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
-        return {cell.name: cell.source or "" for cell in notebook.source_cells if cell.locked}
-
-
-class SanitizeNotebook(_preprocessor_base()):  # type: ignore[misc]
-    """Last step of autograding: the graded notebook nbgrader writes (and the formgrader shows) carries nothing active."""
-
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
-        return sanitize_notebook(nb, _instructor_sources(resources)), resources
-
-
-class RenderMathOffline(_preprocessor_base()):  # type: ignore[misc]
-    """Feedback: Markdown cells as clean HTML with their mathematics as MathML (no MathJax, no CDN)."""
-
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
-        sanitize_notebook(nb)  # a second layer: the autograded notebook was already sanitized
-        resources["ketamine_csp"] = CONTENT_SECURITY_POLICY  # the feedback_safe template writes it into the page
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                # cleaning again writes the entities back as characters: make the text inert once more, since
-                # the feedback exporter renders the cell as Markdown after this
-                cell.source = inert_for_markdown(math_to_mathml(cell.source))
-        return nb, resources

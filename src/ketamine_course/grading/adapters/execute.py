@@ -14,22 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from nbformat import NotebookNode, v4
+from nbgrader.preprocessors import Execute
 from traitlets import Bool, Float, Integer
 
-from ..quiz.wire import MAX_RECORD_CHARS, RECORD_MARKER
-from .hidden import StudentError, hidden_regions, judge_cell, verdicts_of
-from .intake import Limits
-from .sandbox import CagedKernelManager, KernelCage, SandboxLimits, kernel_start_failure, require_sandbox
+from ...quiz.wire import MAX_RECORD_CHARS, RECORD_MARKER
+from ..hidden import StudentError, judge_cell, verdicts_of
+from ..intake import Limits
+from ..sandbox import KernelCage, SandboxLimits, kernel_start_failure, require_sandbox
+from .kernel import CagedKernelManager
+from .preprocessors import hidden_regions, verdict
 
 __all__ = ["BoundedExecute"]
 
 _DEFAULTS = SandboxLimits()
-
-
-def _execute_base() -> type:
-    from nbgrader.preprocessors import Execute
-
-    return Execute
 
 
 def _not_run(reason: str) -> NotebookNode:
@@ -37,7 +34,7 @@ def _not_run(reason: str) -> NotebookNode:
     return v4.new_output("error", ename="NotRun", evalue=text, traceback=[text])
 
 
-class BoundedExecute(_execute_base()):  # type: ignore[misc]
+class BoundedExecute(Execute):
     """nbgrader's Execute, in a cage, with a time limit for the whole notebook and a cap on output.
 
     The kernel works in a private folder holding copies of the student's own
@@ -136,8 +133,9 @@ class BoundedExecute(_execute_base()):  # type: ignore[misc]
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and grade_id in self._regions:
                 _, visible, hidden = self._regions[grade_id]
-                if judge_cell(cell, grade_id, visible, hidden, lambda code: self._run_in_kernel(code, index), verdicts_of(resources)):
+                if judge_cell(cell, grade_id, visible, hidden, lambda code: self._run_in_kernel(code, index)):
                     self._review.append(f"{grade_id}: the student's code wrote to stderr during a passing hidden test (nbgrader scores the cell 0)")
+                verdicts_of(resources)[grade_id] = verdict(cell)
             return cell, resources
         except Exception as error:  # the kernel died or stopped answering
             if type(error).__name__ not in ("DeadKernelError", "UnresponsiveKernelError", "RuntimeError", "CellTimeoutError", "TimeoutError"):
