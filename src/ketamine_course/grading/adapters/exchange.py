@@ -1,7 +1,8 @@
 """nbgrader's exchange, collecting and releasing safely: what a student placed in the exchange is hostile.
 
 :class:`SafeCollect` is nbgrader's ``ExchangeCollect`` with ``init_src``
-forked (nbgrader's own parses every name in the inbound folder and stops for
+forked from nbgrader 0.9.6's (keeping its course, folder and permission
+checks; nbgrader's own parses every name in the inbound folder and stops for
 the whole class on one it cannot read; it trusts the time a student claims)
 and ``do_copy`` replaced; it uses nbgrader's private ``_path_to_record`` and
 ``_sort_by_timestamp``. :class:`SafeReleaseFeedback` wraps
@@ -22,6 +23,7 @@ from typing import Any
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
+from nbgrader.utils import check_mode
 
 from ..intake import (
     TIMESTAMP_FORMAT,
@@ -66,6 +68,8 @@ class SafeCollect(ExchangeCollect):
         self.inbound_path = os.path.join(self.course_path, "inbound")
         if not os.path.isdir(self.inbound_path):
             self.fail(f"Course not found: {self.inbound_path}")
+        if not check_mode(self.inbound_path, read=True, execute=True):  # as nbgrader's own init_src
+            self.fail(f"You don't have read permissions for the directory: {self.inbound_path}")
         student_id = self.coursedir.student_id if self.coursedir.student_id else "*"
         pattern = os.path.join(self.inbound_path, f"{glob.escape(student_id) if student_id != '*' else '*'}+{glob.escape(self.coursedir.assignment_id)}+*")
         records = []
