@@ -1,11 +1,12 @@
 """The package's layout: which part may import which, and what the student's kernel loads.
 
-The package has three floors (see ``CONTRIBUTING.md``):
+The package has four floors (see ``CONTRIBUTING.md``):
 
-1. the science (``data``, ``dosing``, ``pk``, ``receptor``, ``evidence``, ``population``) imports only itself;
-2. beside each other on the floor above, the kernel side of the quizzes (``quiz``) and the teaching layer
-   (``plotting``, ``widgets``, ``lesson``, ``site``, ``workspace``) import the science and their own floor's part;
-3. the grading wing (``grading``) imports anything below it. Inside it, every use of nbgrader's and Jupyter's
+1. the data tables and the course map (``data``, ``manifest``) import nothing of the package;
+2. the science (``dosing``, ``pk``, ``receptor``, ``evidence``, ``population``) imports the data and itself;
+3. beside each other on the floor above, the kernel side of the quizzes (``quiz``) and the teaching layer
+   (``plotting``, ``widgets``, ``lesson``, ``site``, ``workspace``) import the floors below and their own part;
+4. the grading wing (``grading``) imports anything below it. Inside it, every use of nbgrader's and Jupyter's
    internals is in ``grading/adapters``; the pure cores (the judge, the tamper report, the sanitiser, the intake
    checks, the cage) import neither the adapters nor nbgrader, nbclient or jupyter_client.
 
@@ -26,7 +27,8 @@ import pytest
 from places import ROOT
 
 PACKAGE = ROOT / "src" / "ketamine_course"
-SCIENCE = {"data", "dosing", "pk", "receptor", "evidence", "population"}
+FOUNDATION = {"data", "manifest"}
+SCIENCE = {"dosing", "pk", "receptor", "evidence", "population"}
 TEACHING = {"plotting", "widgets", "lesson", "site", "workspace"}
 
 
@@ -75,15 +77,17 @@ def _part(module: str) -> tuple[int, str]:
     parts = module.split(".")
     top = parts[1] if len(parts) > 1 else ""
     if top == "":
-        return 4, "the package's face"
+        return 5, "the package's face"
+    if top in FOUNDATION:
+        return 1, "data and course map"
     if top in SCIENCE:
-        return 1, "science"
+        return 2, "science"
     if top == "quiz":
-        return 2, "kernel side"
+        return 3, "kernel side"
     if top in TEACHING:
-        return 2, "teaching"
+        return 3, "teaching"
     if top == "grading":
-        return 3, "grading"
+        return 4, "grading"
     raise AssertionError(f"{module} belongs to no part of the layout: add it to tests/test_layout.py and CONTRIBUTING.md")
 
 

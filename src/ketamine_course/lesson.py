@@ -8,7 +8,9 @@ a test fails when a notebook is out of date with ``data/``):
 
 * a Markdown cell whose metadata holds ``{"ketamine_course": {"generated": SPEC}}``
   is rewritten from SPEC (see :func:`render`): the disclaimer, the course map,
-  facts from ``facts.csv``, a table's rows, the unit's reference list;
+  a unit's heading (title, time, quiz link) and its closing links (quiz, next
+  unit), both from the course map (``data/course.toml``), facts from
+  ``facts.csv``, a table's rows, the unit's reference list;
 * in every other Markdown cell, a citation written ``[@id]`` (several:
   ``[@a; @b]``) becomes a readable author-year link to the source,
   ``([Zanos et al. 2018](https://doi.org/... "@zanos2018"))``; the id stays in
@@ -22,11 +24,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .data import format_reference, load_table, reference
+from .manifest import Unit, units
 
 __all__ = [
     "CITATION",
@@ -56,30 +58,8 @@ GENERATED = "ketamine_course"
 """The cell-metadata key of a generated Markdown cell: ``{"ketamine_course": {"generated": SPEC}}``."""
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One unit of the course: its lesson and its quiz."""
-
-    number: int
-    title: str
-    minutes: int
-    notebook: str
-    quiz: str
-
-    @property
-    def quiz_path(self) -> str:
-        """The student version of the quiz, relative to ``notebooks/``."""
-        return f"../release/{self.quiz}/{self.quiz}.ipynb"
-
-
-UNITS: tuple[Unit, ...] = (
-    Unit(1, "History: from anaesthetic to antidepressant", 30, "01_history.ipynb", "quiz01_history"),
-    Unit(2, "Mechanism: the NMDA receptor and beyond", 45, "02_nmda_mechanism.ipynb", "quiz02_mechanism"),
-    Unit(3, "Pharmacokinetics: doses, routes and curves", 60, "03_pharmacokinetics.ipynb", "quiz03_pharmacokinetics"),
-    Unit(4, "Clinical evidence: what the trials show", 50, "04_clinical_evidence.ipynb", "quiz04_evidence"),
-    Unit(5, "Safety and regulation", 40, "05_safety_regulation.ipynb", "quiz05_safety"),
-)
-"""The course map. Minutes are the course's estimate for reading, running and the exercises (quiz excluded)."""
+UNITS: tuple[Unit, ...] = units()
+"""The course's units, in order, from the course map (``data/course.toml``, :mod:`ketamine_course.manifest`)."""
 
 
 def _markdown(text: str):
@@ -217,6 +197,30 @@ def _course_map_markdown() -> str:
     return "\n".join(rows)
 
 
+def _unit(number: int) -> Unit:
+    found = [unit for unit in UNITS if unit.number == number]
+    if not found:
+        raise ValueError(f"unit {number} is not in the course map (data/course.toml)")
+    return found[0]
+
+
+def _short_title(unit: Unit) -> str:
+    return unit.title.split(":", 1)[0]
+
+
+def _unit_header_markdown(number: int) -> str:
+    unit = _unit(number)
+    return f"# Unit {unit.number}. {unit.title}\n\n**Time:** {unit.minutes} min  ·  **Quiz:** [{unit.quiz}]({unit.quiz_path})"
+
+
+def _unit_footer_markdown(number: int) -> str:
+    unit = _unit(number)
+    later = [u for u in UNITS if u.number == number + 1]
+    if not later:
+        return f"**Quiz:** [{unit.quiz}]({unit.quiz_path})  ·  **Back to the start:** [course map](00_start_here.ipynb)"
+    return f"**Quiz:** [{unit.quiz}]({unit.quiz_path})  ·  **Next:** [Unit {later[0].number}: {_short_title(later[0])}]({later[0].notebook})"
+
+
 def _references_markdown(reference_ids: list[str]) -> str:
     lines = [f"{i}. {format_reference(ref_id)} `{ref_id}`" for i, ref_id in enumerate(reference_ids, start=1)]
     return "\n".join(lines) if lines else "_No sources cited._"
@@ -226,6 +230,7 @@ def render(spec: dict[str, Any], cited: list[str] | None = None) -> str:
     """The Markdown of a generated cell.
 
     ``spec`` is one of: ``{"disclaimer": true}``; ``{"course_map": true}``;
+    ``{"unit_header": N}`` / ``{"unit_footer": N}`` (unit N's heading, its closing links);
     ``{"facts": [fact_id, ...]}``; ``{"references": true}`` (the ``cited`` ids);
     ``{"table": name, "columns": [...], "where": {col: value}, "match": {col: regex},
     "exclude": {col: regex}, "rows": {col: [values]}}`` (filters optional).
@@ -236,6 +241,10 @@ def render(spec: dict[str, Any], cited: list[str] | None = None) -> str:
         return f"> **{DISCLAIMER.split('. ', 1)[0]}.** {DISCLAIMER.split('. ', 1)[1]}"
     if spec.get("course_map"):
         return _course_map_markdown()
+    if "unit_header" in spec:
+        return _unit_header_markdown(int(spec["unit_header"]))
+    if "unit_footer" in spec:
+        return _unit_footer_markdown(int(spec["unit_footer"]))
     if "facts" in spec:
         return "\n>\n".join(_fact_markdown(f) for f in spec["facts"])
     if spec.get("references"):
