@@ -129,7 +129,7 @@ def test_decay_defaults_come_from_the_course_model_and_log_scale_works() -> None
     explorer = DecayExplorer()
     row = load_table("pk_models").row("course_default", "half_life")
     assert explorer.half_life_slider.value == row["value"]
-    assert explorer.volume_slider.value == round(load_table("pk_models").row("course_default", "V")["value"] * 70)
+    assert explorer.volume_slider.value == round(load_table("pk_models").row("course_default", "V")["value"] * pk.REFERENCE_WEIGHT_KG)
     explorer.scale_toggle.value = "log"
     assert explorer.plot.figure.ax.get_yscale() == "log"
     explorer.dose_slider.value = 400  # a larger dose rescales the axis
