@@ -275,3 +275,16 @@ def test_every_locked_package_admits_every_supported_python(python: str) -> None
         if requires and python not in SpecifierSet(requires):
             refused.append(f"{name}=={version} requires Python {requires}")
     assert not refused, refused
+
+
+def test_the_course_script_s_usage_names_every_command_it_accepts() -> None:
+    """./course makes its usage line from one list; that list names each command of its case, and only those."""
+    script = (ROOT / "course").read_text()
+    accepted = set(re.findall(r"^    ([a-z][a-z-]*)\)$", script, re.M))
+    listed = re.search(r"^commands=\(\n(.*?)\n\)$", script, re.M | re.S)
+    assert accepted >= {"open", "test", "grade", "bench", "site", "setup", "hub-setup", "hub"} and listed
+    assert {entry.strip().strip('"').split()[0] for entry in listed.group(1).splitlines()} == accepted
+    run = subprocess.run([str(ROOT / "course"), "no-such-command"], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 2 and run.stdout == ""
+    for command in accepted:
+        assert f"./course {command}" in run.stderr, run.stderr

@@ -36,7 +36,6 @@ from .data import DataError, load_table
 __all__ = [
     "NG_PER_ML_PER_MG_PER_L",
     "elimination_rate_per_h",
-    "half_life_h_from_rate",
     "clearance_l_per_h",
     "fraction_remaining",
     "concentration_iv_bolus_ng_per_ml",
@@ -113,11 +112,6 @@ def _times(time_h: ArrayLike) -> FloatArray:
 def elimination_rate_per_h(half_life_h: float) -> float:
     """First-order elimination rate constant k = ln 2 / t_half (1/h)."""
     return math.log(2) / _positive("half_life_h", half_life_h)
-
-
-def half_life_h_from_rate(rate_per_h: float) -> float:
-    """Half-life t_half = ln 2 / k (h)."""
-    return math.log(2) / _positive("rate_per_h", rate_per_h)
 
 
 def clearance_l_per_h(volume_l: float, half_life_h: float) -> float:

@@ -675,7 +675,6 @@ class ExposureTimeline(_RegimenExplorer):
         self.threshold_line = bottom.axhline(threshold_percent, color=OKABE_ITO[5], linestyle="--", linewidth=1, label="threshold")
         (self.crossing,) = bottom.plot([], [], "v", color=OKABE_ITO[5], markersize=8)
         bottom.legend(loc="upper right", fontsize=7)
-        self.bottom_ax = bottom
         self.caveat = w.HTML(
             "<small>Hypothesis-level: occupancy is computed at equilibrium from rat-brain binding constants "
             f"{cite('ebert1997')} with total (not unbound) plasma concentration; ketamine is a use-dependent channel blocker, "

@@ -35,6 +35,7 @@ from typing import Any
 
 import nh3
 from nbformat import NotebookNode, v4
+from nbgrader.preprocessors import NbGraderPreprocessor
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -265,12 +266,6 @@ def math_to_mathml(markup: str) -> str:
     return clean_html(_MATH.sub(convert, markup), mathml=True)
 
 
-def _preprocessor_base() -> type:
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
-    return NbGraderPreprocessor
-
-
 def _instructor_sources(resources: dict[str, Any]) -> dict[str, str]:
     """The gradebook's copy of each nbgrader cell's source (empty where there is no gradebook)."""
     info = resources.get("nbgrader", {})
@@ -283,14 +278,14 @@ def _instructor_sources(resources: dict[str, Any]) -> dict[str, str]:
         return {cell.name: cell.source or "" for cell in notebook.source_cells if cell.locked}
 
 
-class SanitizeNotebook(_preprocessor_base()):  # type: ignore[misc]
+class SanitizeNotebook(NbGraderPreprocessor):
     """Last step of autograding: the graded notebook nbgrader writes (and the formgrader shows) carries nothing active."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         return sanitize_notebook(nb, _instructor_sources(resources)), resources
 
 
-class RenderMathOffline(_preprocessor_base()):  # type: ignore[misc]
+class RenderMathOffline(NbGraderPreprocessor):
     """Feedback: Markdown cells as clean HTML with their mathematics as MathML (no MathJax, no CDN)."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
+from nbgrader.preprocessors import NbGraderPreprocessor
 
 from .intake import Limits, SubmissionRefused, printable
 
@@ -133,12 +134,6 @@ def read_report(course_root: Path, quiz: str, student_id: str) -> list[TamperFin
     return [TamperFinding(**entry) for entry in json.loads(path.read_text(encoding="utf-8"))]
 
 
-def _preprocessor_base() -> type:
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
-    return NbGraderPreprocessor
-
-
 def _course_root(resources: dict[str, Any]) -> Path | None:
     """The course root, from the folder ``<root>/submitted/<student>/<quiz>`` (or ``autograded/...``) being graded."""
     folder = Path(resources.get("metadata", {}).get("path", "."))
@@ -160,7 +155,7 @@ def _refuse_unsafe_id(info: dict[str, Any]) -> None:
         raise
 
 
-class ReportTampering(_preprocessor_base()):  # type: ignore[misc]
+class ReportTampering(NbGraderPreprocessor):
     """First step of sanitizing (before nbgrader restores locked cells): report tampering, once per submission."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
@@ -221,7 +216,7 @@ def _restore_role(cell: NotebookNode, role: dict[str, Any]) -> bool:
     return True
 
 
-class RepairCells(_preprocessor_base()):  # type: ignore[misc]
+class RepairCells(NbGraderPreprocessor):
     """Make a submission gradable: drop invalid nbgrader metadata; restore each cell's role; of duplicated ids keep the student's own copy.
 
     Cells whose id the quiz does not have lose their metadata too. Of several
@@ -258,7 +253,7 @@ class RepairCells(_preprocessor_base()):  # type: ignore[misc]
         return nb, resources
 
 
-class FlagTampering(_preprocessor_base()):  # type: ignore[misc]
+class FlagTampering(NbGraderPreprocessor):
     """After nbgrader saved the grades: flag a submission with tamper findings (or a cell nbgrader zeroed for stderr), for review."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
