@@ -144,7 +144,8 @@ def test_syntax_error_and_infinite_loop_cost_only_their_question(graded_class) -
     assert results["syntax_error"].score == total - points["q1"]
     loop = results["infinite_loop"]
     assert loop.error is None and loop.score == total - points["q2"]
-    assert loop.seconds < 30, "the loop is stopped by the per-cell time limit"
+    # a sanity bound: stopped by the per-cell limit (timeout_s=5, about 6 s in all), not the notebook's (180 s)
+    assert loop.seconds < 90, "the loop is stopped by the per-cell time limit"
 
 
 @pytest.mark.parametrize("kind", ["tamper_edit", "tamper_delete", "tamper_strip"])
