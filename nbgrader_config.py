@@ -7,19 +7,12 @@ settings below. Paths are relative to this file, so the repository can live
 anywhere.
 """
 
-import os
 import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
-c.CourseDirectory.course_id = "ketamine-course"
 c.CourseDirectory.root = str(Path(__file__).resolve().parent)
-
-# The exchange every user of this machine (or hub) shares: nbgrader's default folder, which an
-# administrator makes once (see README.md, Instructors); KETAMINE_EXCHANGE names another one
-# (a shared volume on Kubernetes, a test's own folder).
-c.Exchange.root = os.environ.get("KETAMINE_EXCHANGE", "/srv/nbgrader/exchange")
 
 # Per-cell time limit while grading. nbgrader 0.9 ignores ExecutePreprocessor.timeout
 # once Execute.timeout is set anywhere, so set this one.
@@ -34,8 +27,13 @@ c.Execute.interrupt_on_timeout = True
 # unsandboxed, hidden tests in the kernel). So a failure is caught and turned into a pipeline that refuses
 # to grade anyone, loudly.
 try:
-    from ketamine_course.grading.config import apply_pipeline
+    from ketamine_course.grading.config import COURSE_ID, apply_pipeline, exchange_root
 
+    c.CourseDirectory.course_id = COURSE_ID
+    # The exchange every user of this machine (or hub) shares: nbgrader's default folder, which an
+    # administrator makes once (see README.md, Instructors); KETAMINE_EXCHANGE names another one
+    # (a shared volume on Kubernetes, a test's own folder).
+    c.Exchange.root = exchange_root()
     apply_pipeline(c)
 except Exception as error:
     print(f"[ketamine-grade | ERROR] the course's grading pipeline could not be set up ({type(error).__name__}: {error}); "

@@ -26,6 +26,8 @@ and ``KETAMINE_HUB_STATE`` (the hub's database, cookie secret and proxy pid file
 import os
 from pathlib import Path
 
+from ketamine_course.grading.config import exchange_root
+
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
 HUB = Path(__file__).resolve().parent
@@ -39,7 +41,7 @@ def _names(variable: str) -> set[str]:
 
 INSTRUCTORS = _names("KETAMINE_HUB_INSTRUCTORS")
 STUDENTS = _names("KETAMINE_HUB_STUDENTS") - INSTRUCTORS
-EXCHANGE = os.environ.get("KETAMINE_EXCHANGE", "/srv/nbgrader/exchange")
+EXCHANGE = exchange_root()  # KETAMINE_EXCHANGE, else nbgrader's default (ketamine_course.grading.config)
 STATE = Path(os.environ.get("KETAMINE_HUB_STATE", "/var/lib/ketamine-hub"))
 IP = os.environ.get("KETAMINE_HUB_IP", "127.0.0.1")
 PORT = int(os.environ.get("KETAMINE_HUB_PORT", "8000"))

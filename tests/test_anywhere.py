@@ -23,6 +23,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grading_helpers import ROOT, make_course, question_points, solutions, submission, submit
+from ketamine_course.grading.config import COURSE_ID
 
 pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 QUIZ = "quiz01_history"
@@ -67,7 +68,7 @@ def _run(command: list[str], course: Path, place: dict[str, Path]) -> subprocess
 
 def _check(course: Path, output: str) -> None:
     total = sum(question_points(QUIZ).values())
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "ketamine-course") as gradebook:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gradebook:
         assert gradebook.find_submission(QUIZ, "ada").score == total, output
         ben = gradebook.find_submission(QUIZ, "ben")
         assert any(nb.flagged for nb in ben.notebooks), output

@@ -81,7 +81,7 @@ def test_postbuild_check_fails_loudly_when_the_learner_view_is_not_in_place(bind
     assert check, "postBuild checks the learner's view"
     run = subprocess.run(
         [str(binder["env"] / "bin" / "python"), "-", "formgrader", "renamed-tool"],
-        input=check.group(1), env=binder["environment"], capture_output=True, text=True, check=False,
+        input=check.group(1), cwd=binder["repo"], env=binder["environment"], capture_output=True, text=True, check=False,  # it reads jupyter/
     )
     assert run.returncode != 0
     assert "nbgrader has no JupyterLab plugin @jupyter/nbgrader:renamed-tool" in run.stderr

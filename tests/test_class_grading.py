@@ -23,6 +23,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grading_helpers import ROOT, make_course, solutions, submission, submit
+from ketamine_course.grading.config import COURSE_ID
 from ketamine_course.grading.review import NOT_GRADED
 from ketamine_course.grading.sandbox import WORKER_SLOT_ENV, sandbox_uid_offset
 
@@ -101,7 +102,7 @@ def _run(command: list[str], course: Path, watch: Path) -> tuple[subprocess.Comp
 def _flags(course: Path) -> dict[str, tuple[float, bool, bool, list[str]]]:
     """student -> (score, flagged, needs manual grade, automatic comments) from the gradebook."""
     out = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "ketamine-course") as gradebook:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gradebook:
         for sub in gradebook.assignment_submissions(QUIZ):
             notebooks = sub.notebooks
             comments = [c.auto_comment or "" for nb in notebooks for c in nb.comments]

@@ -183,3 +183,22 @@ def test_malformed_doi_is_rejected(data_copy: Path) -> None:
     _rewrite(data_copy / "references.csv", _set_cell("references", 5, "doi", "doi:10.1/x"))
     with pytest.raises(DataError, match=re.escape("data/references.csv, row 6, column 'doi'")):
         load_table("references")
+
+
+def test_a_cached_row_cannot_be_changed_in_place() -> None:
+    """Tables are cached for the whole process: no in-place change of a row may reach the next reader."""
+    row = load_table("constants").row("max_weight_kg")
+    before = dict(row)
+    changes = [
+        lambda r: r.__setitem__("value", 1.0), lambda r: r.__delitem__("value"), lambda r: r.update(value=1.0),
+        lambda r: r.setdefault("extra", 1), lambda r: r.pop("value"), lambda r: r.popitem(), lambda r: r.clear(),
+    ]
+    for change in changes:
+        with pytest.raises(TypeError, match="read-only"):
+            change(row)
+    with pytest.raises(TypeError, match="read-only"):
+        row |= {"value": 1.0}  # in-place or: dict's own __ior__ would change the cached row
+    assert load_table("constants").row("max_weight_kg") == before
+    copy = row | {"value": 1.0}  # a new, changeable dict
+    copy["value"] = 2.0
+    assert load_table("constants").row("max_weight_kg")["value"] == before["value"]

@@ -25,6 +25,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grading_helpers import ROOT, solutions, submission
+from ketamine_course.grading.config import COURSE_ID
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz01_history"
@@ -60,12 +61,12 @@ def _course(tmp_path: Path, sandbox: bool, collect: str | None = None) -> tuple[
         home = tmp_path / "students" / student
         home.mkdir(parents=True)
         (home / "nbgrader_config.py").write_text(
-            f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\nc.Exchange.cache = {str(tmp_path / 'cache')!r}\nc.CourseDirectory.course_id = 'ketamine-course'\n"
+            f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\nc.Exchange.cache = {str(tmp_path / 'cache')!r}\nc.CourseDirectory.course_id = {COURSE_ID!r}\n"
         )
-        _nbgrader("fetch_assignment", QUIZ, "--course", "ketamine-course", cwd=home, env=env)
+        _nbgrader("fetch_assignment", QUIZ, "--course", COURSE_ID, cwd=home, env=env)
         nbformat.write(submission(QUIZ, solutions(QUIZ)), home / QUIZ / f"{QUIZ}.ipynb")
-        _nbgrader("submit", QUIZ, "--course", "ketamine-course", "--student", student, cwd=home, env=env)
-    inbound = exchange / "ketamine-course" / "inbound"
+        _nbgrader("submit", QUIZ, "--course", COURSE_ID, "--student", student, cwd=home, env=env)
+    inbound = exchange / COURSE_ID / "inbound"
     (made,) = inbound.glob(f"backdated+{QUIZ}+*")
     backdated = inbound / f"backdated+{QUIZ}+{BEFORE_DUE}+{made.name.rsplit('+', 1)[1]}"
     made.rename(backdated)
@@ -76,7 +77,7 @@ def _course(tmp_path: Path, sandbox: bool, collect: str | None = None) -> tuple[
 
 def _scores(course: Path) -> dict[str, float]:
     """Each student's score after nbgrader's late penalty (the gradebook keeps the raw score and the penalty apart)."""
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "ketamine-course") as gradebook:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gradebook:
         return {s.student.id: max(0.0, float(s.score) - float(s.late_submission_penalty or 0)) for s in gradebook.assignment_submissions(QUIZ)}
 
 
@@ -105,5 +106,5 @@ def test_feedback_is_released_to_everyone_but_a_submission_placed_by_hand(tmp_pa
     _nbgrader("generate_feedback", QUIZ, "--force", cwd=course, env=env)
     released = _nbgrader("release_feedback", QUIZ, cwd=course, env=env)
     assert "Feedback not released: placed: its submission has no " in released.stdout + released.stderr
-    pages = list((exchange / "ketamine-course" / "feedback").glob("*.html"))
+    pages = list((exchange / COURSE_ID / "feedback").glob("*.html"))
     assert len(pages) == 2, "late's and backdated's pages were released"

@@ -16,6 +16,7 @@ from nbgrader.api import Gradebook
 from grading_helpers import make_course, question_points, solutions, submission, submit, wrong
 from ketamine_course.grading import grade_class
 from ketamine_course.grading.cli import main
+from ketamine_course.grading.config import COURSE_ID
 from ketamine_course.grading.export import QuizColumns, QuizScore, StudentScores, canvas_csv, moodle_csv
 from ketamine_course.grading.export import question_points as scaled
 
@@ -50,7 +51,7 @@ def test_export_from_a_graded_class_with_a_late_submission(tmp_path: Path, sandb
     # nbgrader's own late-penalty plugin: a late submission scores zero; Ben submits a day late.
     (course / "nbgrader_config.py").write_text("c = get_config()\nc.LateSubmissionPlugin.penalty_method = 'zero'\n")
     db_url = f"sqlite:///{course / 'gradebook.db'}"
-    with Gradebook(db_url, "ketamine-course") as gradebook:
+    with Gradebook(db_url, COURSE_ID) as gradebook:
         gradebook.update_or_create_assignment(QUIZ, duedate="2026-03-01 12:00:00")
         gradebook.update_or_create_student("ada", first_name="Ada", last_name="Lovelace", email="ada@example.org", lms_user_id="1001")
         gradebook.update_or_create_student("ben", first_name="Ben", last_name="Okri", email="Ben@example.org")
@@ -85,7 +86,7 @@ def test_export_from_a_graded_class_with_a_late_submission(tmp_path: Path, sandb
         ["cy", "", "", "", "", "0"],
     ]
 
-    with Gradebook(db_url, "ketamine-course") as gradebook:
+    with Gradebook(db_url, COURSE_ID) as gradebook:
         grade_ids = [cell.name for cell in gradebook.find_notebook(QUIZ, QUIZ).grade_cells]
         ada = {grade.name: grade.score for grade in gradebook.find_submission_notebook(QUIZ, QUIZ, "ada").grades}
         assert gradebook.find_submission(QUIZ, "ben").late_submission_penalty == total
@@ -106,7 +107,7 @@ def test_export_names_an_unknown_quiz(tmp_path: Path, capsys: pytest.CaptureFixt
     course = tmp_path / "course"
     (course / "source").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text("c = get_config()\n")
-    Gradebook(f"sqlite:///{course / 'gradebook.db'}", "ketamine-course").close()
+    Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID).close()
     assert main(["export", "--root", str(course), "--quiz", "quiz99", "--out", str(tmp_path / "grades")]) == 2
     assert "the gradebook has no quiz quiz99" in capsys.readouterr().err
     assert not (tmp_path / "grades").exists()

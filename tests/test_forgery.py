@@ -49,6 +49,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grading_helpers import ROOT, make_course, question_points, solutions, submission, submit, wrong
+from ketamine_course.grading.config import COURSE_ID
 
 pytestmark = [pytest.mark.slow, pytest.mark.portable]  # portable: CI runs these on every supported Python
 QUIZ = "quiz01_history"
@@ -259,7 +260,7 @@ def _observations(course: Path, student: str) -> dict[str, str]:
 
 
 def _scores(course: Path) -> dict[str, float]:
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "ketamine-course") as gradebook:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gradebook:
         return {s.student.id: float(s.score) for s in gradebook.assignment_submissions(QUIZ)}
 
 
@@ -272,7 +273,7 @@ def test_no_hostile_student_scores_and_the_honest_one_scores_in_full(graded: dic
     assert scores["slow_function"] == 8, "every answer but the slow function's (2 points) is right"
     assert scores["out_of_range"] == 10 - question_points(QUIZ)["q1"], "a record that fits no array fails its own question only"
     assert scores["recast_cells"] == 10, "cells keep the quiz's roles: no 50-point answer cell, no test cell lost"
-    with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}", "ketamine-course") as gradebook:
+    with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}", COURSE_ID) as gradebook:
         assert gradebook.find_submission_notebook(QUIZ, QUIZ, "recast_cells").flagged, "and the instructor is told"
 
 

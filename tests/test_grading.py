@@ -118,7 +118,11 @@ def test_each_wrong_answer_loses_exactly_its_points(graded_class) -> None:
         result = results[f"wrong_{question}"]
         assert result.score == total - value, (question, result.messages)
         assert result.questions[f"{question}_test"][0] == 0
-        assert "✗" in result.messages[f"{question}_test"] or question in result.messages[f"{question}_test"]
+        # the student is told it failed: a hidden test's ✗, or the visible check's error, which begins with the question
+        # (a passing cell's messages name the question too, "✓ q1: correct", so naming it alone proves nothing)
+        message = result.messages[f"{question}_test"]
+        assert "✗" in message or message.startswith(f"{question}: "), (question, message)
+        assert "the hidden tests passed" not in message, (question, message)
 
 
 def test_syntax_error_and_infinite_loop_cost_only_their_question(graded_class) -> None:
@@ -127,7 +131,8 @@ def test_syntax_error_and_infinite_loop_cost_only_their_question(graded_class) -
     assert results["syntax_error"].score == total - points["q1"]
     loop = results["infinite_loop"]
     assert loop.error is None and loop.score == total - points["q2"]
-    assert loop.seconds < 30, "the loop is stopped by the per-cell time limit"
+    # a sanity bound: stopped by the per-cell limit (timeout_s=5, about 6 s in all), not the notebook's (180 s)
+    assert loop.seconds < 90, "the loop is stopped by the per-cell time limit"
 
 
 @pytest.mark.parametrize("kind", ["tamper_edit", "tamper_delete", "tamper_strip"])

@@ -50,6 +50,7 @@ from grading_helpers import (
     wrong,
 )
 from ketamine_course.grading import grade_class
+from ketamine_course.grading.config import COURSE_ID
 from ketamine_course.quiz.wire import RECORD_MARKER
 
 pytestmark = pytest.mark.slow
@@ -653,11 +654,11 @@ def test_collect_takes_only_plain_files_from_the_exchange(tmp_path: Path) -> Non
     student_home = home / "ada"
     student_home.mkdir(parents=True)
     (student_home / "nbgrader_config.py").write_text(
-        f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\nc.Exchange.cache = {str(tmp_path / 'cache')!r}\nc.CourseDirectory.course_id = 'ketamine-course'\n"
+        f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\nc.Exchange.cache = {str(tmp_path / 'cache')!r}\nc.CourseDirectory.course_id = {COURSE_ID!r}\n"
     )
-    assert _nbgrader("fetch_assignment", QUIZ, "--course", "ketamine-course", cwd=student_home, env=env).returncode == 0
-    assert _nbgrader("submit", QUIZ, "--course", "ketamine-course", "--student", "ada", cwd=student_home, env=env).returncode == 0
-    inbound = exchange / "ketamine-course" / "inbound"
+    assert _nbgrader("fetch_assignment", QUIZ, "--course", COURSE_ID, cwd=student_home, env=env).returncode == 0
+    assert _nbgrader("submit", QUIZ, "--course", COURSE_ID, "--student", "ada", cwd=student_home, env=env).returncode == 0
+    inbound = exchange / COURSE_ID / "inbound"
     (honest,) = list(inbound.iterdir())
     rest = honest.name.split("+", 1)[1]
     # a notebook that is a link to the key; a folder that is a link; a pipe; an id that is HTML

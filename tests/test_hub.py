@@ -35,10 +35,10 @@ import pytest
 from browser_helpers import browser_missing, clone_course, open_browser
 from conftest import sandbox_or_skip
 from grading_helpers import ROOT, hidden_lines, page_text, question_points, solutions, wrong
+from ketamine_course.grading.config import COURSE_ID
 
 pytestmark = [pytest.mark.slow, pytest.mark.once]  # once: CI runs these on the system Python only
 QUIZ = "quiz01_history"
-COURSE_ID = "ketamine-course"
 INSTRUCTOR = "kchteach"
 STUDENTS = ("kchada", "kchben", "kchcy")
 

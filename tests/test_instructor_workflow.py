@@ -15,6 +15,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grading_helpers import ROOT, hidden_lines, page_text, solutions, submission, wrong
+from ketamine_course.grading.config import COURSE_ID
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz01_history"
@@ -55,15 +56,15 @@ def test_release_collect_grade_return_and_export(tmp_path: Path, sandbox: bool) 
     for student, student_answers in answers.items():
         student_home = home / student
         student_home.mkdir(parents=True)
-        student_config = f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\nc.Exchange.cache = {str(tmp_path / 'cache')!r}\nc.CourseDirectory.course_id = 'ketamine-course'\n"
+        student_config = f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\nc.Exchange.cache = {str(tmp_path / 'cache')!r}\nc.CourseDirectory.course_id = {COURSE_ID!r}\n"
         (student_home / "nbgrader_config.py").write_text(student_config)
-        nbgrader("fetch_assignment", QUIZ, "--course", "ketamine-course", cwd=student_home, env=env)
+        nbgrader("fetch_assignment", QUIZ, "--course", COURSE_ID, cwd=student_home, env=env)
         fetched = student_home / QUIZ / f"{QUIZ}.ipynb"
         nb = nbformat.read(fetched, as_version=4)
         filled = submission(QUIZ, student_answers)
         assert [c.source for c in nb.cells if c.cell_type == "markdown"] == [c.source for c in filled.cells if c.cell_type == "markdown"]
         nbformat.write(filled, fetched)
-        nbgrader("submit", QUIZ, "--course", "ketamine-course", "--student", student, cwd=student_home, env=env)
+        nbgrader("submit", QUIZ, "--course", COURSE_ID, "--student", student, cwd=student_home, env=env)
 
     nbgrader("collect", QUIZ, cwd=course, env=env)
     assert sorted(p.name for p in (course / "submitted").iterdir()) == ["ada", "ben"]
@@ -71,7 +72,7 @@ def test_release_collect_grade_return_and_export(tmp_path: Path, sandbox: bool) 
     nbgrader("generate_feedback", QUIZ, "--force", cwd=course, env=env)
     nbgrader("release_feedback", QUIZ, cwd=course, env=env)
     for student in answers:
-        nbgrader("fetch_feedback", QUIZ, "--course", "ketamine-course", "--student", student, cwd=home / student, env=env)
+        nbgrader("fetch_feedback", QUIZ, "--course", COURSE_ID, "--student", student, cwd=home / student, env=env)
         pages = list((home / student / QUIZ / "feedback").rglob(f"{QUIZ}.html"))
         assert pages, f"{student} received no feedback"
         text = page_text(pages[0])
@@ -80,7 +81,7 @@ def test_release_collect_grade_return_and_export(tmp_path: Path, sandbox: bool) 
 
     nbgrader("export", "--to", str(tmp_path / "grades.csv"), cwd=course, env=env)
     rows = {r["student_id"]: r for r in csv.DictReader((tmp_path / "grades.csv").open())}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "ketamine-course") as gradebook:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gradebook:
         for student in answers:
             submission_row = gradebook.find_submission(QUIZ, student)
             assert float(rows[student]["raw_score"]) == pytest.approx(submission_row.score)

@@ -203,4 +203,4 @@ def test_lesson_executes_cleanly_with_static_widget_fallbacks(path: Path, record
             pytest.fail(f"a figure without alt text in {path.name}: {cell.source[:80]}")
         if "text/html" in data and "<img" in data["text/html"]:
             assert re.search(r'<img [^>]*alt="[^"]{10,}"', data["text/html"]), "figure without alt text"
-    assert elapsed < 30, f"{path.name} took {elapsed:.1f} s"
+    # how long a lesson takes is ./course bench's figure ("execute lesson ..."), recorded here only: no wall-clock limit

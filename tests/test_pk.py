@@ -199,6 +199,35 @@ def test_a_model_warns_in_words_where_its_weight_range_was_not_seen() -> None:
         pk.compartment_model("hijazi_2cmt", 40)
 
 
+def test_the_esketamine_dose_ranges_are_read_from_the_validity_table(data_copy) -> None:
+    """One place states the doses the model was fitted to: its setting in pk_model_validity.csv, which the model reads."""
+    # literal values: the point is to check what the data says (Perez-Ruixo 2021, Table 2)
+    assert [pk.esketamine_dose_range_mg(route) for route in ("intranasal", "iv", "oral")] == [(14.0, 112.0), (28.0, 28.0), (84.0, 84.0)]
+    # pk_models.csv's free text describing the model's population repeats the range: it must agree
+    low, high = pk.esketamine_dose_range_mg("intranasal")
+    assert all(f"intranasal {low:g}-{high:g} mg" in row["population"] for row in load_table("pk_models").where(model_id=pk.ESKETAMINE_MODEL_ID))
+    from ketamine_course.data import DataError, _load
+
+    path = data_copy / "pk_model_validity.csv"
+    path.write_text(path.read_text().replace("intranasal 14-112 mg", "intranasal 28-84 mg"))
+    _load.cache_clear()
+    assert pk.esketamine_dose_range_mg("intranasal") == (28.0, 84.0)
+    with pytest.raises(pk.ModelRangeError, match="28-84 mg"):
+        pk.simulate_esketamine([pk.EsketamineDose(0, 112)], [0, 1])
+    path.write_text(path.read_text().replace("oral solution 84 mg", "oral solution"))
+    _load.cache_clear()
+    with pytest.raises(DataError, match="names no oral solution dose"):
+        pk.simulate_esketamine([pk.EsketamineDose(0, 84, "oral")], [0, 1])
+
+
+def test_the_reference_adult_is_the_one_pk_models_csv_describes() -> None:
+    """pk.REFERENCE_WEIGHT_KG is the one constant; the table's free text names the same weight."""
+    weight = f"{pk.REFERENCE_WEIGHT_KG:g} kg"
+    assert weight in load_table("pk_models").row("course_default", "V")["population"]
+    assert weight in load_table("pk_model_validity").row("course_default")["setting"]
+    assert pk.compartment_model("course_default").weight_kg == pk.REFERENCE_WEIGHT_KG
+
+
 def test_every_model_has_a_validity_row() -> None:
     ids = {r["model_id"] for r in load_table("pk_models") if r["structure"] != "summary"}
     assert ids <= {r["model_id"] for r in load_table("pk_model_validity")}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +10,9 @@ import pytest
 from ketamine_course import pk, population, receptor
 from ketamine_course.data import load_table
 from ketamine_course.widgets import ExposureTimeline, PopulationExplorer
+
+# How fast a population redraw (under 100 ms for 1000 people) is measured by ./course bench (benchmarks/run.py), never asserted here:
+# wall-clock limits in unit tests fail on a busy machine.
 
 
 def test_variability_comes_from_the_cited_table() -> None:
@@ -138,14 +139,3 @@ def test_population_widget_reports_shares_that_match_the_package() -> None:
     assert "1000 people" in explorer.readout.value and explorer.plot.image.value != before
     explorer.regimen_dropdown.value = "ketalar_iv_induction"
     assert "general anaesthesia (1200-2400 ng/mL): 0%" not in explorer.readout.value
-
-
-def test_population_redraw_for_1000_people_is_within_target() -> None:
-    """1000 people: a dose change costs well under 100 ms in the kernel (median of 11, generous for shared cores)."""
-    explorer = PopulationExplorer(n_people=1000)
-    times = []
-    for i in range(11):
-        start = time.perf_counter()
-        explorer.dose_slider.value = 0.3 + 0.05 * i
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.15  # the benchmark target is 100 ms; the margin is for cores shared with other work

@@ -113,8 +113,10 @@ def test_postbuild_fails_fast() -> None:
 def test_nbgrader_config_sets_course_root_timeout_and_feedback() -> None:
     from traitlets.config.loader import PyFileConfigLoader
 
+    from ketamine_course.grading.config import COURSE_ID
+
     config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
-    assert config.CourseDirectory.course_id == "ketamine-course"
+    assert config.CourseDirectory.course_id == COURSE_ID
     assert Path(config.CourseDirectory.root) == ROOT
     assert config.Execute.timeout > 0
     assert "ClearHiddenTests" in [p.__name__ for p in config.GenerateFeedback.preprocessors]
@@ -131,6 +133,73 @@ def test_nbgrader_config_sets_course_root_timeout_and_feedback() -> None:
 
 def _notebooks() -> list[Path]:
     return [p for folder in ("notebooks", "source", "release") for p in sorted((ROOT / folder).rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+
+
+@pytest.mark.parametrize("config_folder", [ROOT, ROOT / "hub" / "roles" / "student"], ids=["course", "hub student"])
+def test_the_course_id_and_the_exchange_come_from_one_place(config_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nbgrader_config.py and the hub's student configuration take both from ketamine_course.grading.config."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from ketamine_course.grading.config import COURSE_ID, DEFAULT_EXCHANGE
+
+    monkeypatch.delenv("KETAMINE_EXCHANGE", raising=False)
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(config_folder)).load_config()
+    assert (config.CourseDirectory.course_id, config.Exchange.root) == (COURSE_ID, DEFAULT_EXCHANGE)
+    monkeypatch.setenv("KETAMINE_EXCHANGE", "/elsewhere")
+    assert PyFileConfigLoader("nbgrader_config.py", path=str(config_folder)).load_config().Exchange.root == "/elsewhere"
+    for path in (config_folder / "nbgrader_config.py", ROOT / "hub" / "jupyterhub_config.py"):
+        text = path.read_text()
+        assert f'"{COURSE_ID}"' not in text and DEFAULT_EXCHANGE not in text.split('"""')[-1], f"{path.name} repeats a fact"
+    # the README's instructions make the folder the code expects
+    assert f"install -d -m 1777 {DEFAULT_EXCHANGE}" in (ROOT / "README.md").read_text()
+
+
+def test_the_version_is_pyproject_s_everywhere() -> None:
+    """pyproject.toml is the source; the package reads it from its installed metadata, CITATION.cff repeats it for citation tools."""
+    import ketamine_course
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert str(citation["version"]) == version
+    assert ketamine_course.__version__ == version
+
+
+def test_each_jupyter_view_is_written_from_one_place() -> None:
+    """jupyter/ (./course open, Binder) and hub/roles/*/ are what ketamine_course.views writes: no copy drifts."""
+    from ketamine_course import views
+
+    assert {view.folder for view in views.VIEWS.values()} >= {f"hub/roles/{role.name}" for role in (ROOT / "hub" / "roles").iterdir()}
+    for view in views.VIEWS.values():
+        for path, text in views.files(view).items():
+            committed = ROOT / view.folder / path
+            assert committed.is_file() and committed.read_text() == text, f"{view.folder}/{path} differs: run python -m ketamine_course.views"
+    # the lists agree: the learner and the hub's students never see an instructor tool, instructors see them all
+    for name in ("learner", "student"):
+        pages = json.loads((ROOT / views.VIEWS[name].folder / "labconfig" / "page_config.json").read_text())
+        server = json.loads((ROOT / views.VIEWS[name].folder / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
+        for plugin in ("formgrader", "create-assignment", "course-list"):
+            assert pages["disabledExtensions"][f"@jupyter/nbgrader:{plugin}"] and pages["lockedExtensions"][f"@jupyter/nbgrader:{plugin}"], (name, plugin)
+        assert server["nbgrader.server_extensions.formgrader"] is server["nbgrader.server_extensions.course_list"] is False, name
+    instructor = json.loads((ROOT / "hub" / "roles" / "instructor" / "jupyter_server_config.json").read_text())
+    assert all(instructor["ServerApp"]["jpserver_extensions"].values())
+    assert views.main([str(ROOT), "--check"]) == 0
+
+
+def test_the_learner_view_of_course_open_passes_postbuilds_own_check(tmp_path: Path) -> None:
+    """Binder's learner view is read from jupyter/; postBuild's own check (its embedded Python) accepts jupyter/ as it is."""
+    import os
+
+    text = (ROOT / "postBuild").read_text()
+    check = re.search(r"<<'PYTHON'\n(.*?)\nPYTHON\n", text, re.DOTALL)
+    assert check and "jupyter/labconfig/page_config.json" in text and "jupyter/jupyter_server_config.json" in text
+    plugins = [name.removeprefix("@jupyter/nbgrader:")
+               for name in json.loads((ROOT / "jupyter" / "labconfig" / "page_config.json").read_text())["disabledExtensions"]]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("JUPYTER")}
+    environment.update(JUPYTER_CONFIG_DIR=str(tmp_path), JUPYTER_CONFIG_PATH=str(ROOT / "jupyter"))
+    run = subprocess.run([sys.executable, "-", *plugins], input=check.group(1), cwd=ROOT, env=environment,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "learner's view in place" in run.stdout
 
 
 @pytest.mark.parametrize("path", _notebooks(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -206,3 +275,16 @@ def test_every_locked_package_admits_every_supported_python(python: str) -> None
         if requires and python not in SpecifierSet(requires):
             refused.append(f"{name}=={version} requires Python {requires}")
     assert not refused, refused
+
+
+def test_the_course_script_s_usage_names_every_command_it_accepts() -> None:
+    """./course makes its usage line from one list; that list names each command of its case, and only those."""
+    script = (ROOT / "course").read_text()
+    accepted = set(re.findall(r"^    ([a-z][a-z-]*)\)$", script, re.M))
+    listed = re.search(r"^commands=\(\n(.*?)\n\)$", script, re.M | re.S)
+    assert accepted >= {"open", "test", "grade", "bench", "site", "setup", "hub-setup", "hub"} and listed
+    assert {entry.strip().strip('"').split()[0] for entry in listed.group(1).splitlines()} == accepted
+    run = subprocess.run([str(ROOT / "course"), "no-such-command"], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 2 and run.stdout == ""
+    for command in accepted:
+        assert f"./course {command}" in run.stderr, run.stderr

@@ -24,10 +24,10 @@ import pytest
 from browser_helpers import clone_course, git_status
 from conftest import sandbox_or_skip
 from grading_helpers import ROOT, hidden_lines, page_text, question_points, solutions, submission, wrong
+from ketamine_course.grading.config import COURSE_ID
 
 pytestmark = pytest.mark.slow
 QUIZ = "quiz01_history"
-COURSE_ID = "ketamine-course"
 STUDENT_LINE = re.compile(r"^#\s*each student\b.*?(nbgrader\s.+)$")
 
 # Run for each student by the bash session at each '# each student:' line: the named nbgrader command in

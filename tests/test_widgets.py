@@ -19,6 +19,9 @@ from ketamine_course.widgets import (
     format_number,
 )
 
+# How fast a plot update (under 25 ms in the kernel) is measured by ./course bench (benchmarks/run.py), never asserted here:
+# wall-clock limits in unit tests fail on a busy machine.
+
 
 def _text(html: str) -> str:
     return re.sub(r"<[^>]+>", "", html).replace("&times;", "x").replace("&#x27;", "'")
@@ -129,7 +132,7 @@ def test_decay_defaults_come_from_the_course_model_and_log_scale_works() -> None
     explorer = DecayExplorer()
     row = load_table("pk_models").row("course_default", "half_life")
     assert explorer.half_life_slider.value == row["value"]
-    assert explorer.volume_slider.value == round(load_table("pk_models").row("course_default", "V")["value"] * 70)
+    assert explorer.volume_slider.value == round(load_table("pk_models").row("course_default", "V")["value"] * pk.REFERENCE_WEIGHT_KG)
     explorer.scale_toggle.value = "log"
     assert explorer.plot.figure.ax.get_yscale() == "log"
     explorer.dose_slider.value = 400  # a larger dose rescales the axis
@@ -162,17 +165,3 @@ def test_widgets_have_stable_classes_and_a_static_fallback(factory) -> None:
         assert explorer.plot.caption in explorer.widget.children, "the live plot's text alternative is shown under it"
         assert html.escape(explorer.plot.figure.alt_text) in explorer.plot.caption.value
     assert any(c.startswith("t-") for c in explorer.widget._dom_classes)
-
-
-def test_plot_update_is_fast_in_the_kernel() -> None:
-    """The lessons promise an instant redraw: a slider change must cost well under 25 ms here (median of 15)."""
-    import statistics
-    import time
-
-    explorer = DecayExplorer()
-    times = []
-    for i in range(15):
-        start = time.perf_counter()
-        explorer.half_life_slider.value = 1.0 + 0.5 * (i % 10)
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.025

@@ -16,4 +16,18 @@ when a function that needs them is called or its module is imported.
 from .dosing import DISCLAIMER
 
 __all__ = ["DISCLAIMER", "__version__"]
-__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``: the installed package's version, whose one source is ``pyproject.toml``.
+
+    (``CITATION.cff`` repeats it for citation tools; ``tests/test_project.py`` checks that it agrees.)
+    """
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("ketamine-course")
+        except PackageNotFoundError:  # the source tree on sys.path, never installed
+            return "0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

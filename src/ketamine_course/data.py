@@ -675,12 +675,6 @@ class Table:
         """All values of one column, in row order."""
         return [r[name] for r in self.rows]
 
-    def to_dataframe(self):  # pragma: no cover - thin convenience for lessons
-        """The table as a pandas DataFrame (pandas is imported only here)."""
-        import pandas as pd
-
-        return pd.DataFrame(list(self.rows), columns=list(self.columns))
-
 
 def table_names() -> list[str]:
     """Names of all tables the course defines, references first."""
@@ -765,12 +759,16 @@ def _load(name: str, folder: Path) -> Table:
 
 
 class _FrozenRow(dict):
-    """A row that cannot be changed by accident (tables are shared and cached)."""
+    """A row that cannot be changed (tables are cached and shared by the whole process).
 
-    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+    Every method of ``dict`` that changes it in place raises, ``row |= other`` included;
+    ``dict(row)`` or ``row | other`` make a changeable copy.
+    """
+
+    def _readonly(self, *_args: Any, **_kwargs: Any) -> Any:
         raise TypeError("data rows are read-only; copy with dict(row) to change one")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _readonly
 
 
 def load_table(name: str) -> Table:

@@ -25,9 +25,6 @@ __all__ = [
     "pooled_difference",
 ]
 
-Z_95 = 1.959963984540054
-"""The 97.5th percentile of the standard normal distribution."""
-
 
 def _proportion(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -23,6 +23,7 @@ way. Every model carries the population it was fitted to
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,12 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .data import load_table
+from .data import DataError, load_table
 
 __all__ = [
     "NG_PER_ML_PER_MG_PER_L",
     "elimination_rate_per_h",
-    "half_life_h_from_rate",
     "clearance_l_per_h",
     "fraction_remaining",
     "concentration_iv_bolus_ng_per_ml",
@@ -64,6 +64,7 @@ __all__ = [
     "EsketamineModel",
     "EsketamineResult",
     "esketamine_model",
+    "esketamine_dose_range_mg",
     "simulate_esketamine",
 ]
 
@@ -71,6 +72,10 @@ NG_PER_ML_PER_MG_PER_L = 1000.0
 """1 mg/L equals 1000 ng/mL."""
 
 MINUTES_PER_HOUR = 60.0
+
+REFERENCE_WEIGHT_KG = 70.0
+"""The course's reference adult, the one place that names it: models, calculators and the population default to this
+weight, and ``data/pk_models.csv`` gives per-kg volumes of a 70 kg adult (tests/test_pk.py checks that its text agrees)."""
 
 FloatArray = NDArray[np.float64]
 
@@ -107,11 +112,6 @@ def _times(time_h: ArrayLike) -> FloatArray:
 def elimination_rate_per_h(half_life_h: float) -> float:
     """First-order elimination rate constant k = ln 2 / t_half (1/h)."""
     return math.log(2) / _positive("half_life_h", half_life_h)
-
-
-def half_life_h_from_rate(rate_per_h: float) -> float:
-    """Half-life t_half = ln 2 / k (h)."""
-    return math.log(2) / _positive("rate_per_h", rate_per_h)
 
 
 def clearance_l_per_h(volume_l: float, half_life_h: float) -> float:
@@ -303,7 +303,7 @@ class CompartmentModel:
     transfer_per_h: tuple[tuple[float, float], ...] = ()
     source_id: str = ""
     population: str = ""
-    weight_kg: float = 70.0
+    weight_kg: float = REFERENCE_WEIGHT_KG
 
     @property
     def n_compartments(self) -> int:
@@ -367,7 +367,7 @@ def cite_model(model_id: str) -> str:
     return f"[{model_validity(model_id).source_id.replace(';', '; ')}]"
 
 
-def check_model_range(model_id: str, weight_kg: float = 70.0, age_y: float | None = None) -> None:
+def check_model_range(model_id: str, weight_kg: float = REFERENCE_WEIGHT_KG, age_y: float | None = None) -> None:
     """Refuse a weight or age outside the model's fitted population; warn where that range was not seen.
 
     >>> check_model_range("perezruixo_esketamine", weight_kg=3)
@@ -391,7 +391,7 @@ def check_model_range(model_id: str, weight_kg: float = 70.0, age_y: float | Non
             raise ModelRangeError(
                 f"The {model_id} model was fitted to people {what} {span} {unit}; {value:g} {unit} lies outside it {source}"
             )
-    if valid.weight_min_kg is None and not math.isclose(weight, 70.0):
+    if valid.weight_min_kg is None and not math.isclose(weight, REFERENCE_WEIGHT_KG):
         warnings.warn(
             f"The weights of the people the {model_id} model was fitted to were not seen {source}; "
             f"at {weight:g} kg it is an extrapolation of unknown extent.",
@@ -400,7 +400,7 @@ def check_model_range(model_id: str, weight_kg: float = 70.0, age_y: float | Non
         )
 
 
-def compartment_model(model_id: str, weight_kg: float = 70.0, age_y: float | None = None) -> CompartmentModel:
+def compartment_model(model_id: str, weight_kg: float = REFERENCE_WEIGHT_KG, age_y: float | None = None) -> CompartmentModel:
     """A published model from ``data/pk_models.csv``, scaled to ``weight_kg`` where volumes are per kg.
 
     Refuses a weight or age outside the population the model was fitted to (``pk_model_validity.csv``).
@@ -679,7 +679,7 @@ _ESKETAMINE_DEVICE_MG = 28.0
 """One Spravato device (``data/vials.csv``, spravato_device); the model's FRn is per device."""
 
 
-def esketamine_model(age_y: float = 45.0, weight_kg: float = 70.0) -> EsketamineModel:
+def esketamine_model(age_y: float = 45.0, weight_kg: float = REFERENCE_WEIGHT_KG) -> EsketamineModel:
     """The Perez-Ruixo 2021 model (typical non-Asian adult) for a person of this age and weight.
 
     Weight is not a covariate of the model but is checked against the
@@ -691,13 +691,31 @@ def esketamine_model(age_y: float = 45.0, weight_kg: float = 70.0) -> Esketamine
     return EsketamineModel(params, float(age_y), rows[0]["source_id"])
 
 
-# Doses the model was fitted to (``pk_model_validity.csv``: setting); the model refuses others.
-_ESK_DOSE_RANGE_MG = {"intranasal": (14.0, 112.0), "iv": (28.0, 28.0), "oral": (84.0, 84.0)}
-_ESK_ROUTE_WORDS = {"intranasal": "intranasal", "iv": "IV", "oral": "oral-solution"}
+_ESK_ROUTE_WORDS = {"intranasal": "intranasal", "iv": "IV", "oral": "oral solution"}
+"""How ``pk_model_validity.csv`` (and the error messages) name each route."""
+
+
+def esketamine_dose_range_mg(route: str) -> tuple[float, float]:
+    """The doses (mg, lowest and highest) the esketamine model was fitted to by this route; the model refuses others.
+
+    Read from the one place that states them, the model's ``setting`` in ``data/pk_model_validity.csv``
+    ("... intranasal 14-112 mg per session, IV 28 mg ..., oral solution 84 mg").
+
+    >>> esketamine_dose_range_mg("intranasal")
+    (14.0, 112.0)
+    """
+    setting = model_validity(ESKETAMINE_MODEL_ID).setting
+    words = re.escape(_ESK_ROUTE_WORDS[route])
+    found = re.search(rf"\b{words} (\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))? mg\b", setting)
+    if found is None:
+        raise DataError(f"data/pk_model_validity.csv, {ESKETAMINE_MODEL_ID}, column 'setting': "
+                        f"names no {_ESK_ROUTE_WORDS[route]} dose (as '{_ESK_ROUTE_WORDS[route]} LOW-HIGH mg' or '{_ESK_ROUTE_WORDS[route]} DOSE mg')")
+    low = float(found.group(1))
+    return low, float(found.group(2) or low)
 
 
 def _check_esketamine_dose(dose: EsketamineDose) -> None:
-    low, high = _ESK_DOSE_RANGE_MG[dose.route]
+    low, high = esketamine_dose_range_mg(dose.route)
     if not (low - 1e-9 <= dose.amount_mg <= high + 1e-9):
         studied = f"{low:g}-{high:g} mg" if low != high else f"{low:g} mg only"
         raise ModelRangeError(
@@ -707,7 +725,7 @@ def _check_esketamine_dose(dose: EsketamineDose) -> None:
 
 
 def simulate_esketamine(
-    doses: Sequence[EsketamineDose], time_h: ArrayLike, age_y: float = 45.0, weight_kg: float = 70.0
+    doses: Sequence[EsketamineDose], time_h: ArrayLike, age_y: float = 45.0, weight_kg: float = REFERENCE_WEIGHT_KG
 ) -> EsketamineResult:
     """Typical esketamine and noresketamine concentrations for any schedule of doses (Perez-Ruixo 2021).
 

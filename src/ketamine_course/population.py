@@ -4,8 +4,8 @@ Each simulated person gets a body weight and their own central volume and
 clearance, drawn log-normally around the typical values of a two-compartment
 model (the exponential between-subject model of population analyses):
 
-    V1_i = V1 * (weight_i / 70)^a_V * exp(eta_V,i)
-    CL_i = CL * (weight_i / 70)^a_CL * exp(eta_CL,i),   (eta_V, eta_CL) ~ N(0, Omega)
+    V1_i = V1 * (weight_i / W_ref)^a_V * exp(eta_V,i)
+    CL_i = CL * (weight_i / W_ref)^a_CL * exp(eta_CL,i),   (eta_V, eta_CL) ~ N(0, Omega)
 
 so the median person has the typical V1 and CL, and ``exp(eta)`` is
 log-normal. The variances, their covariance, the weight exponents and the
@@ -57,7 +57,8 @@ TYPICAL_MODEL_ID = "clements_2cmt"
 VARIABILITY_ID = "otto2021_s_ketamine"
 """The published between-subject variability the population uses."""
 
-REFERENCE_WEIGHT_KG = 70.0
+REFERENCE_WEIGHT_KG = pk.REFERENCE_WEIGHT_KG
+"""W_ref, the course's reference adult (:data:`ketamine_course.pk.REFERENCE_WEIGHT_KG`)."""
 
 RANGE_BANDS = ("analgesia", "dissociation", "anaesthesia")
 """Concentration bands given as ranges (single observed values have no 'inside')."""
@@ -254,7 +255,7 @@ def bolus_share_above(threshold_ng_per_ml: float, dose_mg_per_kg: float, spread:
     """Closed form: the share of people whose bolus peak D/V1 exceeds a threshold.
 
     With a mg/kg dose and V1 proportional to weight (exponent 1), weight cancels:
-    peak = dose_per_kg * 70 / (V1_70 exp(eta_V)), so P(peak > c) = Phi(ln(peak_typical / c) / omega_V).
+    peak = dose_per_kg * W_ref / (V1_ref exp(eta_V)), so P(peak > c) = Phi(ln(peak_typical / c) / omega_V).
     """
     spread = spread or variability()
     if spread.weight_exponent_v1 != 1:

@@ -161,7 +161,7 @@ class DoseCalculator(_Explorer):
 
     def __init__(
         self,
-        weight_kg: float = 70.0,
+        weight_kg: float = pk.REFERENCE_WEIGHT_KG,
         regimen_id: str = "antidepressant_research_iv",
         concentration_mg_per_ml: float = 10.0,
         age_y: float = 40.0,
@@ -241,7 +241,7 @@ class DoseCalculator(_Explorer):
             self._syncing = True
             self.per_kg_text.value = per_kg
             # what the source says: the pump's duration, the shortest injection time, or 0 for an IM injection
-            default = dosing.calculate_dose(70.0, per_kg, plan, 10.0).duration_min
+            default = dosing.calculate_dose(pk.REFERENCE_WEIGHT_KG, per_kg, plan, 10.0).duration_min
             self.duration_text.value = default or 0.0
             self._syncing = False
         who = f"; for {plan.who_text}" if plan.who_text else ""
@@ -316,7 +316,7 @@ class DecayExplorer(_Explorer):
     WINDOW_H = 24.0
 
     def __init__(self) -> None:
-        default = pk.compartment_model("course_default", weight_kg=70)
+        default = pk.compartment_model("course_default")
         half_life_default = math.log(2) / default.k10_per_h
         style = {"description_width": "10em"}
         wide = w.Layout(width="34em")
@@ -642,7 +642,7 @@ class ExposureTimeline(_RegimenExplorer):
             (self.threshold_slider, "t-threshold"), (self.readout, "t-timeline-readout"),
         ):
             control.add_class(css)
-        self.model = pk.compartment_model("clements_2cmt", weight_kg=70.0)
+        self.model = pk.compartment_model("clements_2cmt")
         self.time_h = np.linspace(0, self.WINDOW_H, 481)
         fig = course_figure(
             "One regimen, one time axis: plasma, NMDA occupancy, effect bands",
@@ -668,14 +668,13 @@ class ExposureTimeline(_RegimenExplorer):
         top_ax.set_ylim(10, 5000)
         top_ax.set_xlim(0, self.WINDOW_H)
         shade_concentration_bands(top_ax, alpha=0.12)
-        (self.plasma,) = top_ax.plot([], [], color=OKABE_ITO[7], linewidth=2, label=f"plasma, typical 70 kg adult {cite('clements1981')}")
+        (self.plasma,) = top_ax.plot([], [], color=OKABE_ITO[7], linewidth=2, label=f"plasma, typical {pk.REFERENCE_WEIGHT_KG:g} kg adult {cite('clements1981')}")
         top_ax.legend(loc="upper right", fontsize=6.5, ncol=2)
         (self.occ_racemic,) = bottom.plot([], [], color=OKABE_ITO[0], linewidth=2, label=f"racemic ketamine (S and R Ki) {cite('ebert1997')}")
         (self.occ_s,) = bottom.plot([], [], color=OKABE_ITO[1], linewidth=1.5, linestyle="-.", label="S-ketamine at the same concentration")
         self.threshold_line = bottom.axhline(threshold_percent, color=OKABE_ITO[5], linestyle="--", linewidth=1, label="threshold")
         (self.crossing,) = bottom.plot([], [], "v", color=OKABE_ITO[5], markersize=8)
         bottom.legend(loc="upper right", fontsize=7)
-        self.bottom_ax = bottom
         self.caveat = w.HTML(
             "<small>Hypothesis-level: occupancy is computed at equilibrium from rat-brain binding constants "
             f"{cite('ebert1997')} with total (not unbound) plasma concentration; ketamine is a use-dependent channel blocker, "

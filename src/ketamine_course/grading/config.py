@@ -10,14 +10,29 @@ preprocessors, the exchange and the feedback template, set in one place.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from traitlets.config import Config
 
-__all__ = ["COURSE_ID", "autograde_preprocessors", "sanitize_preprocessors", "feedback_preprocessors", "apply_pipeline", "load_course_config", "grading_config"]
+__all__ = [
+    "COURSE_ID", "DEFAULT_EXCHANGE", "exchange_root", "autograde_preprocessors", "sanitize_preprocessors", "feedback_preprocessors",
+    "apply_pipeline", "load_course_config", "grading_config",
+]
 
 COURSE_ID = "ketamine-course"
+"""nbgrader's course id, the one place that names it: ``nbgrader_config.py``, the hub's student configuration and the tests import it."""
+DEFAULT_EXCHANGE = "/srv/nbgrader/exchange"
+"""nbgrader's own default exchange, which an administrator makes once (README.md, Instructors)."""
+
+
+def exchange_root() -> str:
+    """The exchange every user of this machine or hub shares: ``KETAMINE_EXCHANGE``, else :data:`DEFAULT_EXCHANGE`.
+
+    ``nbgrader_config.py``, ``hub/jupyterhub_config.py`` and ``hub/roles/student/nbgrader_config.py`` all ask here.
+    """
+    return os.environ.get("KETAMINE_EXCHANGE", DEFAULT_EXCHANGE)
 TEMPLATES = Path(__file__).with_name("templates")
 
 
