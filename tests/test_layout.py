@@ -5,7 +5,7 @@ The package has four floors (see ``CONTRIBUTING.md``):
 1. the data tables and the course map (``data``, ``manifest``) import nothing of the package;
 2. the science (``dosing``, ``pk``, ``receptor``, ``evidence``, ``population``) imports the data and itself;
 3. beside each other on the floor above, the kernel side of the quizzes (``quiz``) and the teaching layer
-   (``plotting``, ``widgets``, ``lesson``, ``site``, ``workspace``) import the floors below and their own part;
+   (``plotting``, ``widgets``, ``lesson``, ``site``, ``workspace``, ``views``) import the floors below and their own part;
 4. the grading wing (``grading``) imports anything below it. Inside it, every use of nbgrader's and Jupyter's
    internals is in ``grading/adapters``; the pure cores (the judge, the tamper report, the sanitiser, the intake
    checks, the cage) import neither the adapters nor nbgrader, nbclient or jupyter_client.
@@ -29,7 +29,7 @@ from places import ROOT
 PACKAGE = ROOT / "src" / "ketamine_course"
 FOUNDATION = {"data", "manifest"}
 SCIENCE = {"dosing", "pk", "receptor", "evidence", "population"}
-TEACHING = {"plotting", "widgets", "lesson", "site", "workspace"}
+TEACHING = {"plotting", "widgets", "lesson", "site", "workspace", "views"}
 
 
 def _module_name(path: Path) -> str:

@@ -31,6 +31,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from .wire import numpy_number_type
+
 __all__ = [
     "QuizCheckFailed",
     "check_choice",
@@ -201,8 +203,7 @@ def check_function(question: str, function: object, example_args: Sequence[Any],
 
 
 def _is_numpy_real(value: object) -> bool:
-    name = type(value).__module__ + "." + type(value).__name__
-    return name in ("numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32")
+    return numpy_number_type(type(value)) is not None
 
 
 # --------------------------------------------------------------------------

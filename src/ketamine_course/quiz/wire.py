@@ -42,10 +42,18 @@ MAX_ITEMS = 200_000
 MAX_DEPTH = 32
 
 _MISSING = object()
-_NUMERIC_DTYPES = {name: name for name in (
-    "float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool_", "bool",
-)}
+NUMPY_FLOATS = ("float64", "float32", "float16")
+NUMPY_INTEGERS = ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8")
+"""The NumPy number types the course knows (the one list: the checks and the wire format both read it)."""
+_NUMERIC_DTYPES = {name: name for name in (*NUMPY_FLOATS, *NUMPY_INTEGERS, "bool_", "bool")}
 """NumPy types a value may cross as, by the grader's own string for each (a name from the kernel only selects one)."""
+
+
+def numpy_number_type(kind: type) -> str | None:
+    """``"float"`` or ``"int"`` for a NumPy number type the course knows (``bool_`` is not a number), else None."""
+    if kind.__module__ != "numpy":
+        return None
+    return "float" if kind.__name__ in NUMPY_FLOATS else "int" if kind.__name__ in NUMPY_INTEGERS else None
 
 
 class MalformedRecord(ValueError):
@@ -133,9 +141,9 @@ def _encode(value: object, budget: _Budget, depth: int) -> dict[str, Any]:
         array = value
         budget.take(int(array.size))  # type: ignore[attr-defined]
         return {"type": "ndarray", "dtype": str(array.dtype), "shape": list(array.shape), "data": numpy.ravel(array).tolist()}  # type: ignore[attr-defined]
-    if numpy is not None and kind in (numpy.float64, numpy.float32, numpy.float16):
+    if numpy is not None and numpy_number_type(kind) == "float" and getattr(numpy, kind.__name__) is kind:
         return {"type": "npscalar", "dtype": kind.__name__, "value": _real(float(value))}  # type: ignore[arg-type]
-    if numpy is not None and kind in (numpy.int64, numpy.int32, numpy.int16, numpy.int8, numpy.uint64, numpy.uint32, numpy.uint16, numpy.uint8, numpy.bool_):
+    if numpy is not None and (numpy_number_type(kind) == "int" or kind is numpy.bool_) and getattr(numpy, kind.__name__) is kind:
         return {"type": "npscalar", "dtype": kind.__name__, "value": _encode(value.item(), budget, depth + 1)}  # type: ignore[attr-defined]
     pandas = _pandas()
     if pandas is not None and kind is pandas.Series:
