@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,6 +13,11 @@ from ketamine_course import data
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # for tests/grading_helpers.py
+# The environment's own programs first on PATH, as `./course test` puts them: nbgrader runs `alembic` by name to
+# check a gradebook, and a contributor may run `.venv/bin/python -m pytest` without activating the environment.
+_SCRIPTS = str(Path(sys.executable).parent)
+if _SCRIPTS not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _SCRIPTS + os.pathsep + os.environ.get("PATH", "")
 
 
 @pytest.fixture

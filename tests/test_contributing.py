@@ -51,6 +51,7 @@ def test_adding_a_unit_as_contributing_md_says(tmp_path: Path) -> None:
     assert f"**{total_min // 60} h {total_min % 60:02d} min**" in start, "the course map's total"
     readme = (course / "README.md").read_text(encoding="utf-8")
     assert "| `quiz06_interactions` | 6 | 8 |" in readme and "| `06_interactions.ipynb` |" in readme
+    assert "](../../notebooks/06_interactions.ipynb)" in (course / "source" / "quiz06_interactions" / "quiz06_interactions.ipynb").read_text()
     released = nbformat.read(course / "release" / "quiz06_interactions" / "quiz06_interactions.ipynb", as_version=4)
     assert "BEGIN SOLUTION" not in nbformat.writes(released)
 

@@ -45,6 +45,8 @@ def test_each_quiz_follows_the_rules(quiz: str) -> None:
     intro = nb.cells[0].source
     assert f"{len(points)} questions, {sum(points):g} points" in intro, "the first cell gives the count and the total"
     assert f"ketamine-grade self {quiz}" in intro, "the first cell says how a self-learner gets the quiz graded"
+    lesson = next(unit.notebook for unit in units() if unit.quiz == quiz)
+    assert f"](../../notebooks/{lesson})" in intro, "the first cell links the quiz's own lesson"
     setup = nb.cells[1]
     assert setup.metadata["nbgrader"]["grade_id"] == "setup" and "track_cells()" in setup.source
     assert nb.cells[-1].get("id") == "grade-here" and "grade_here()" in nb.cells[-1].source

@@ -211,7 +211,7 @@ def add_unit(root: Path, slug: str, title: str, minutes: int) -> Unit:
     quiz.parent.mkdir(parents=True)
     for template, target in ((root / "templates" / "lesson.ipynb", lesson), (root / "templates" / "quiz.ipynb", quiz)):
         text = template.read_text(encoding="utf-8")
-        for key, value in {"UNIT_NUMBER": str(number), "UNIT_TITLE": title, "QUIZ_NAME": unit.quiz}.items():
+        for key, value in {"UNIT_NUMBER": str(number), "UNIT_TITLE": title, "QUIZ_NAME": unit.quiz, "LESSON": unit.notebook}.items():
             text = text.replace(f"{{{{{key}}}}}", json.dumps(value)[1:-1])  # inside a JSON string of the notebook
         target.write_text(text, encoding="utf-8")
     entry = (  # TOML basic strings take JSON's escapes
