@@ -71,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(args.students):
             submit(course, QUIZ, f"s{number:03d}", answers)
         flag = Path(scratch) / "stop"
-        sampler = subprocess.Popen([sys.executable, "-c", SAMPLER, str(os.getpid()), str(flag), str(kernels)], stdout=subprocess.PIPE, text=True)
+        sampler = subprocess.Popen([sys.executable, "-c", SAMPLER, str(os.getpid()), str(flag), str(kernels)],
+                                   stdout=subprocess.PIPE, text=True)
         start = time.perf_counter()
-        results = grade_class(course, QUIZ, db_url=f"sqlite:///{course / 'gradebook.db'}", progress=None, jobs=args.jobs)
+        results = grade_class(course, QUIZ, db_url=f"sqlite:///{course / 'gradebook.db'}", progress=None,
+                              jobs=args.jobs)
         seconds = time.perf_counter() - start
         flag.write_text("stop")
         found = json.loads(sampler.communicate(timeout=60)[0])

@@ -95,7 +95,8 @@ def lessons(table: Table, kernel_s: float, repeat: int) -> None:
 
 
 def quizzes(table: Table, kernel_s: float, repeat: int, students: int) -> None:
-    """Each quiz: a correct submission executed by nbclient, and graded (sandboxed, in one process); CLI for one quiz."""
+    """Each quiz: a correct submission executed by nbclient, and graded (sandboxed, in one process); CLI for one
+    quiz."""
     from grading_helpers import make_course, solutions, submission, submit
     from ketamine_course.grading import QUIZZES, grade_class
 
@@ -113,11 +114,11 @@ def quizzes(table: Table, kernel_s: float, repeat: int, students: int) -> None:
             assert all(r.score == r.max_score for r in graded), f"{quiz}: a correct submission lost points"
             grade_s = statistics.median(r.seconds for r in graded)
             ratio = nbclient_s / kernel_s
-            table.add(f"{quiz}: execute a correct submission (nbclient)", f"{nbclient_s:.2f} s", f"{ratio:.2f}x bare kernel",
-                      f"<= {QUIZ_PER_BARE_KERNEL}x", ratio <= QUIZ_PER_BARE_KERNEL)
+            table.add(f"{quiz}: execute a correct submission (nbclient)", f"{nbclient_s:.2f} s",
+                      f"{ratio:.2f}x bare kernel", f"<= {QUIZ_PER_BARE_KERNEL}x", ratio <= QUIZ_PER_BARE_KERNEL)
             ratio = grade_s / nbclient_s
-            table.add(f"{quiz}: grade one submission (ketamine-grade class, sandboxed)", f"{grade_s:.2f} s", f"{ratio:.2f}x nbclient",
-                      f"<= {GRADING_PER_NBCLIENT}x", ratio <= GRADING_PER_NBCLIENT)
+            table.add(f"{quiz}: grade one submission (ketamine-grade class, sandboxed)", f"{grade_s:.2f} s",
+                      f"{ratio:.2f}x nbclient", f"<= {GRADING_PER_NBCLIENT}x", ratio <= GRADING_PER_NBCLIENT)
             if quiz == "quiz03_pharmacokinetics":
                 unsandboxed = statistics.median(
                     r.seconds for r in grade_class(course, quiz, names, db_url=db, progress=None, sandbox=False)
@@ -126,8 +127,8 @@ def quizzes(table: Table, kernel_s: float, repeat: int, students: int) -> None:
                           f"isolation adds {grade_s - unsandboxed:+.2f} s")
                 here_s = _grade_here_seconds(quiz, answers, repeat)
                 ratio = here_s / nbclient_s
-                table.add(f"{quiz}: grade from inside the quiz (grade_here, quiz prepared)", f"{here_s:.2f} s", f"{ratio:.2f}x nbclient",
-                          f"<= {GRADE_HERE_PER_NBCLIENT}x", ratio <= GRADE_HERE_PER_NBCLIENT)
+                table.add(f"{quiz}: grade from inside the quiz (grade_here, quiz prepared)", f"{here_s:.2f} s",
+                          f"{ratio:.2f}x nbclient", f"<= {GRADE_HERE_PER_NBCLIENT}x", ratio <= GRADE_HERE_PER_NBCLIENT)
                 cli_s = _nbgrader_cli_seconds(course, quiz, names[: min(3, students)], db)
                 table.add(f"{quiz}: grade one submission, nbgrader autograde command line", f"{cli_s:.2f} s",
                           f"{cli_s / nbclient_s:.2f}x nbclient (mostly Python imports)")
@@ -167,7 +168,8 @@ def _nbgrader_cli_seconds(course: Path, quiz: str, names: list[str], db: str) ->
 
 
 def class_in_parallel(table: Table, students: int = CLASS_SIZE) -> None:
-    """A class of quiz03 (a third right, a third missing one answer, a third blank) graded with one worker and with two."""
+    """A class of quiz03 (a third right, a third missing one answer, a third blank) graded with one worker and with
+    two."""
     import shutil
 
     from grading_helpers import make_course, solutions, submission, submit
@@ -231,7 +233,8 @@ def kernel_widgets(table: Table, repeat: int) -> None:
     ms = 1000 * median_seconds(set_crowd_dose, repeat)
     table.add("population of 1000: dose slider -> curves, median, 90% band and shares redrawn (kernel)", f"{ms:.1f} ms",
               "", f"<= {KERNEL_POPULATION_MS:.0f} ms", ms <= KERNEL_POPULATION_MS)
-    table.add("population of 1000: curves and percentiles alone, no drawing (kernel)", f"{1000 * median_seconds(crowd_numbers, repeat):.1f} ms")
+    table.add("population of 1000: curves and percentiles alone, no drawing (kernel)",
+              f"{1000 * median_seconds(crowd_numbers, repeat):.1f} ms")
     for name, action, is_plot in (
         ("occupancy threshold -> plasma/occupancy timeline redrawn (kernel)", set_threshold, True),
         ("half-life slider -> decay plot redrawn (kernel)", set_half_life, True),
@@ -279,16 +282,19 @@ def browser(table: Table, presses: int) -> None:
             weight += step
             text_ms.append(key_to_screen_ms(page, ".t-weight [role=slider]", ".t-dose-result", key, dose_line(weight)))
         plot_ms = [
-            key_to_screen_ms(page, ".t-half-life [role=slider]", ".t-decay-plot", "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+            key_to_screen_ms(page, ".t-half-life [role=slider]", ".t-decay-plot",
+                             "ArrowRight" if i % 2 == 0 else "ArrowLeft")
             for i in range(presses)
         ]
         assert not watch.problems(), watch.problems()
     ms = statistics.median(text_ms)
     table.add("weight slider key press -> new dose text on screen (browser)", f"{ms:.0f} ms",
-              f"p90 {statistics.quantiles(text_ms, n=10)[-1]:.0f} ms", f"<= {BROWSER_TEXT_MS:.0f} ms", ms <= BROWSER_TEXT_MS)
+              f"p90 {statistics.quantiles(text_ms, n=10)[-1]:.0f} ms", f"<= {BROWSER_TEXT_MS:.0f} ms",
+              ms <= BROWSER_TEXT_MS)
     ms = statistics.median(plot_ms)
     table.add("half-life slider key press -> new plot on screen (browser)", f"{ms:.0f} ms",
-              f"p90 {statistics.quantiles(plot_ms, n=10)[-1]:.0f} ms", f"<= {BROWSER_PLOT_MS:.0f} ms", ms <= BROWSER_PLOT_MS)
+              f"p90 {statistics.quantiles(plot_ms, n=10)[-1]:.0f} ms", f"<= {BROWSER_PLOT_MS:.0f} ms",
+              ms <= BROWSER_PLOT_MS)
 
 
 def fresh_setup(table: Table) -> None:

@@ -196,7 +196,9 @@ _DOSE_UNITS = {"per_kg": "mg/kg", "per_kg_per_h": "mg/kg/h", "fixed": "mg"}
 def _check_dose(row: dict[str, Any]) -> None:
     expected = _DOSE_UNITS[row["dose_basis"]]
     if row["dose_unit"] != expected:
-        raise _RowError("dose_unit", f"{row['dose_unit']!r} does not match dose_basis {row['dose_basis']!r} ({expected})")
+        raise _RowError(
+            "dose_unit", f"{row['dose_unit']!r} does not match dose_basis {row['dose_basis']!r} ({expected})"
+        )
     lo, hi, typical = row["dose_low"], row["dose_high"], row["typical_dose"]
     if lo is not None and lo > hi:
         raise _RowError("dose_high", "is below dose_low")
@@ -209,7 +211,9 @@ def _check_dose(row: dict[str, Any]) -> None:
         raise _RowError("infusion_concentration_mg_per_ml", "a pump regimen needs a stated dilution for its pump rate")
     if (row["infusion_concentration_mg_per_ml"] is None) != (row["dilution_source_id"] is None):
         raise _RowError("dilution_source_id", "a stated dilution and its source come together")
-    if row["delivery"] != "pump" and (row["duration_min_high"] is not None or row["infusion_concentration_mg_per_ml"] is not None):
+    if row["delivery"] != "pump" and (
+        row["duration_min_high"] is not None or row["infusion_concentration_mg_per_ml"] is not None
+    ):
         raise _RowError("delivery", "only a pump regimen has a maximum duration or an infusion dilution")
     if row["verified"] in ("partial", "no") and not row["note"]:
         raise _RowError("note", "a row not fully verified must say what is missing")
@@ -397,7 +401,10 @@ SCHEMAS: Mapping[str, TableSpec] = {
             "pk_models",
             (
                 Column("model_id", pattern=_ID),
-                _choice("structure", "one-compartment", "two-compartment", "three-compartment", "esketamine and noresketamine population model", "summary"),
+                _choice(
+                    "structure", "one-compartment", "two-compartment", "three-compartment",
+                    "esketamine and noresketamine population model", "summary",
+                ),
                 _text("population"),
                 _text("parameter"),
                 _num("value", 0.0, 10000.0),
@@ -425,7 +432,9 @@ SCHEMAS: Mapping[str, TableSpec] = {
             ),
             key=("variability_id", "parameter"),
             row_check=_check_variability,
-            description="Between-subject variability (log-normal) of a published population analysis, one row per parameter.",
+            description=(
+                "Between-subject variability (log-normal) of a published population analysis, one row per parameter."
+            ),
         ),
         TableSpec(
             "pk_model_validity",
@@ -582,7 +591,10 @@ SCHEMAS: Mapping[str, TableSpec] = {
                 Column("fact_id", pattern=_ID),
                 _choice("unit", "history", "mechanism", "pharmacokinetics", "clinical", "safety", "regulatory"),
                 _text("statement"),
-                _choice("evidence_in", "humans", "humans and animals", "rodents", "rats", "mice", "cells", "", required=False),
+                _choice(
+                    "evidence_in", "humans", "humans and animals", "rodents", "rats", "mice", "cells", "",
+                    required=False,
+                ),
                 _VERIFIED,
                 _SOURCE,
                 _NOTE,
@@ -612,7 +624,10 @@ SCHEMAS: Mapping[str, TableSpec] = {
             ),
             key=("source_id",),
             row_check=_check_scope,
-            description="What a claim citing a source must mention (species, drug, design), so a citation cannot claim more than its source.",
+            description=(
+                "What a claim citing a source must mention (species, drug, design), "
+                "so a citation cannot claim more than its source."
+            ),
         ),
         TableSpec(
             "constants",

@@ -229,7 +229,8 @@ def _weight(weight_kg: object) -> float:
 
 
 def _microgram_hint(value: float, plan: Regimen) -> str:
-    """A 'did you enter micrograms?' hint, only when value/1000 would fall inside the range (so it fits the number typed)."""
+    """A 'did you enter micrograms?' hint, only when value/1000 would fall inside the range (so it fits the number
+    typed)."""
     if plan.dose_low is None or not plan.dose_low <= value / 1000 <= plan.dose_high:
         return ""
     unit = plan.dose_unit.replace("mg", "ug", 1)
@@ -261,7 +262,8 @@ def _age(age_y: object, plan: Regimen) -> float | None:
     low, high = plan.age_min_y, plan.age_max_y
     if (low is not None and age < low) or (high is not None and age > high):
         raise DoseInputError(
-            f"{plan.description} is for {plan.who_text} {cite(plan.source_id)}; an age of {_fmt(age)} years is outside it, "
+            f"{plan.description} is for {plan.who_text} {cite(plan.source_id)}; "
+            f"an age of {_fmt(age)} years is outside it, "
             "and the course does not extrapolate a range to people its source does not cover"
         )
     return age
@@ -437,13 +439,19 @@ def _duration(plan: Regimen, per_kg: float, duration_min: float | None) -> float
         if plan.max_rate_mg_per_kg_per_min is not None:
             minutes = per_kg / plan.max_rate_mg_per_kg_per_min
         return minutes
-    if isinstance(duration_min, bool) or not isinstance(duration_min, Real) or not math.isfinite(float(duration_min)) or duration_min < 0:
-        raise DoseInputError(f"The duration (duration_min) must be a number of minutes, 0 for a bolus; got {duration_min!r}")
+    if (
+        isinstance(duration_min, bool) or not isinstance(duration_min, Real) or not math.isfinite(float(duration_min))
+        or duration_min < 0
+    ):
+        raise DoseInputError(
+            f"The duration (duration_min) must be a number of minutes, 0 for a bolus; got {duration_min!r}"
+        )
     minutes = float(duration_min)
     if plan.delivery in ("im_injection", "nasal_device"):
         if minutes:
             raise DoseInputError(
-                f"{plan.description} is {_DELIVERY_WORDS[plan.delivery]}, which has no infusion time; set the duration to 0 {source}"
+                f"{plan.description} is {_DELIVERY_WORDS[plan.delivery]}, which has no infusion time; "
+                f"set the duration to 0 {source}"
             )
         return None
     low, high = plan.duration_min_low, plan.duration_min_high
@@ -451,9 +459,13 @@ def _duration(plan: Regimen, per_kg: float, duration_min: float | None) -> float
     if plan.max_rate_mg_per_kg_per_min is not None:
         shortest = per_kg / plan.max_rate_mg_per_kg_per_min
     if minutes == 0 and (shortest is not None or plan.delivery == "pump"):
+        how = (
+            plan.duration_text if plan.max_rate_mg_per_kg_per_min is None
+            else f"at no more than {_fmt(plan.max_rate_mg_per_kg_per_min)} mg/kg/min"
+        )
         raise DoseInputError(
             f"{plan.description} is not given as a bolus: it is {_DELIVERY_WORDS[plan.delivery]} "
-            f"{plan.duration_text if plan.max_rate_mg_per_kg_per_min is None else f'at no more than {_fmt(plan.max_rate_mg_per_kg_per_min)} mg/kg/min'} {source}"
+            f"{how} {source}"
         )
     if shortest is not None and minutes < shortest - 1e-9:
         raise DoseInputError(
@@ -462,7 +474,8 @@ def _duration(plan: Regimen, per_kg: float, duration_min: float | None) -> float
         )
     if high is not None and minutes > high + 1e-9:
         raise DoseInputError(
-            f"{_fmt(minutes)} min is longer than {plan.description} allows: {plan.administration} ({plan.duration_text}) {source}"
+            f"{_fmt(minutes)} min is longer than {plan.description} allows: "
+            f"{plan.administration} ({plan.duration_text}) {source}"
         )
     return minutes
 

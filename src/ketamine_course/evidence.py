@@ -157,14 +157,19 @@ class PooledEstimate:
     method: str
 
 
-def _pool(effects: Sequence[float], ses: Sequence[float], method: str, confidence: float, back: Callable[[float], float]) -> PooledEstimate:
-    """Pool study effects with statsmodels' ``combine_effects``; ``back`` maps the pooled scale back (exp for log OR)."""
+def _pool(
+    effects: Sequence[float], ses: Sequence[float], method: str, confidence: float, back: Callable[[float], float]
+) -> PooledEstimate:
+    """Pool study effects with statsmodels' ``combine_effects``; ``back`` maps the pooled scale back (exp for log
+    OR)."""
     import numpy as np
     from statsmodels.stats.meta_analysis import combine_effects
 
     if method not in ("pm", "fixed"):
         raise ValueError(f"method must be 'pm' or 'fixed'; got {method!r}")
-    result = combine_effects(np.asarray(effects, dtype=float), np.asarray(ses, dtype=float) ** 2, method_re="iterated", use_t=False)
+    result = combine_effects(
+        np.asarray(effects, dtype=float), np.asarray(ses, dtype=float) ** 2, method_re="iterated", use_t=False
+    )
     row = result.summary_frame(alpha=1 - confidence).loc["fixed effect" if method == "fixed" else "random effect"]
     return PooledEstimate(
         estimate=back(float(row["eff"])),

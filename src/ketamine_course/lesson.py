@@ -108,7 +108,8 @@ def _surname(author: str) -> str:
 
 
 def short_citation(reference_id: str) -> str:
-    """The author-year label of a reference: ``Domino 1965`` style for one author, ``Lodge and Mercier 2015``, ``Zanos et al. 2018``.
+    """The author-year label of a reference: ``Domino 1965`` style for one author, ``Lodge and Mercier 2015``,
+    ``Zanos et al. 2018``.
 
     >>> short_citation("lodge2015"), short_citation("zanos2018"), short_citation("ema_spravato")
     ('Lodge and Mercier 2015', 'Zanos et al. 2018', 'European Medicines Agency 2019')
@@ -134,14 +135,17 @@ def _links(reference_ids: list[str]) -> str:
 
 
 def render_citations(markdown: str) -> str:
-    """Every citation in ``markdown``, written ``[@id]`` or already rendered, as author-year links from ``references.csv``.
+    """Every citation in ``markdown``, written ``[@id]`` or already rendered, as author-year links from
+    ``references.csv``.
 
     >>> render_citations("NMDA block [@lodge2015].")
     'NMDA block ([Lodge and Mercier 2015](https://doi.org/10.1111/bph.13222 "@lodge2015")).'
     >>> render_citations(render_citations("NMDA block [@lodge2015].")) == render_citations("NMDA block [@lodge2015].")
     True
     """
-    written = CITATION_LINKS.sub(lambda m: "[" + "; ".join(f"@{i}" for i in _LINK_ID.findall(m.group(0))) + "]", markdown)
+    written = CITATION_LINKS.sub(
+        lambda m: "[" + "; ".join(f"@{i}" for i in _LINK_ID.findall(m.group(0))) + "]", markdown
+    )
     return CITATION.sub(lambda m: _links([part.strip().lstrip("@") for part in m.group(1).split(";")]), written)
 
 
@@ -191,7 +195,10 @@ def _table_markdown(spec: dict[str, Any]) -> str:
 def _course_map_markdown() -> str:
     rows = ["| Unit | Lesson | Time | Quiz |", "|---|---|---|---|"]
     for unit in UNITS:
-        rows.append(f"| {unit.number} | [{unit.title}]({unit.notebook}) | {unit.minutes} min | [{unit.quiz}]({unit.quiz_path}) |")
+        rows.append(
+            f"| {unit.number} | [{unit.title}]({unit.notebook}) | {unit.minutes} min "
+            f"| [{unit.quiz}]({unit.quiz_path}) |"
+        )
     total = sum(u.minutes for u in UNITS)
     rows.append(f"| | **Whole course** | **{total // 60} h {total % 60:02d} min** | |")
     return "\n".join(rows)
@@ -210,7 +217,10 @@ def _short_title(unit: Unit) -> str:
 
 def _unit_header_markdown(number: int) -> str:
     unit = _unit(number)
-    return f"# Unit {unit.number}. {unit.title}\n\n**Time:** {unit.minutes} min  ·  **Quiz:** [{unit.quiz}]({unit.quiz_path})"
+    return (
+        f"# Unit {unit.number}. {unit.title}\n\n"
+        f"**Time:** {unit.minutes} min  ·  **Quiz:** [{unit.quiz}]({unit.quiz_path})"
+    )
 
 
 def _unit_footer_markdown(number: int) -> str:
@@ -218,7 +228,10 @@ def _unit_footer_markdown(number: int) -> str:
     later = [u for u in UNITS if u.number == number + 1]
     if not later:
         return f"**Quiz:** [{unit.quiz}]({unit.quiz_path})  ·  **Back to the start:** [course map](00_start_here.ipynb)"
-    return f"**Quiz:** [{unit.quiz}]({unit.quiz_path})  ·  **Next:** [Unit {later[0].number}: {_short_title(later[0])}]({later[0].notebook})"
+    return (
+        f"**Quiz:** [{unit.quiz}]({unit.quiz_path})  ·  "
+        f"**Next:** [Unit {later[0].number}: {_short_title(later[0])}]({later[0].notebook})"
+    )
 
 
 def _references_markdown(reference_ids: list[str]) -> str:

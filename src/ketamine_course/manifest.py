@@ -92,17 +92,23 @@ def _unit(entry: dict[str, Any], position: int) -> Unit:
     where = f"data/{MANIFEST}, unit {position}"
     number = _field(entry, "number", int, where)
     if number != position:
-        raise ManifestError(f"{where}: its number is {number}; units are numbered 1, 2, 3... in the order they are listed")
+        raise ManifestError(
+            f"{where}: its number is {number}; units are numbered 1, 2, 3... in the order they are listed"
+        )
     lesson, quiz = _field(entry, "lesson", str, where), _field(entry, "quiz", str, where)
     if not _LESSON.fullmatch(lesson) or not lesson.startswith(f"{number:02d}_"):
-        raise ManifestError(f"{where}: lesson {lesson!r} must be named {number:02d}_<name>.ipynb (lower case, digits, _)")
+        raise ManifestError(
+            f"{where}: lesson {lesson!r} must be named {number:02d}_<name>.ipynb (lower case, digits, _)"
+        )
     if not _QUIZ.fullmatch(quiz) or not quiz.startswith(f"quiz{number:02d}_"):
         raise ManifestError(f"{where}: quiz {quiz!r} must be named quiz{number:02d}_<name> (lower case, digits, _)")
     minutes = _field(entry, "minutes", int, where)
     if not 5 <= minutes <= 240:
         raise ManifestError(f"{where}: {minutes} minutes; a unit takes 5 to 240 minutes")
     summary = entry.get("summary", "")
-    return Unit(number, _field(entry, "title", str, where), minutes, lesson, quiz, summary if isinstance(summary, str) else "")
+    return Unit(
+        number, _field(entry, "title", str, where), minutes, lesson, quiz, summary if isinstance(summary, str) else ""
+    )
 
 
 def read_course_map(path: Path) -> CourseMap:
@@ -155,7 +161,11 @@ def _quiz_questions(root: Path, quiz: str) -> tuple[int, float]:
     import nbformat
 
     nb = nbformat.read(root / "source" / quiz / f"{quiz}.ipynb", as_version=4)
-    points = [float(c.metadata["nbgrader"].get("points", 0)) for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    points = [
+        float(c.metadata["nbgrader"].get("points", 0))
+        for c in nb.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+    ]
     return len(points), sum(points)
 
 
@@ -198,7 +208,9 @@ def add_unit(root: Path, slug: str, title: str, minutes: int) -> Unit:
     author then writes them (``CONTRIBUTING.md``). Nothing is overwritten.
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,30}", slug):
-        raise ManifestError(f"the unit's short name {slug!r} must be lower case letters, digits and _ (e.g. interactions)")
+        raise ManifestError(
+            f"the unit's short name {slug!r} must be lower case letters, digits and _ (e.g. interactions)"
+        )
     manifest = root / "data" / MANIFEST
     plan = read_course_map(manifest)
     number = len(plan.units) + 1
@@ -215,7 +227,8 @@ def add_unit(root: Path, slug: str, title: str, minutes: int) -> Unit:
             text = text.replace(f"{{{{{key}}}}}", json.dumps(value)[1:-1])  # inside a JSON string of the notebook
         target.write_text(text, encoding="utf-8")
     entry = (  # TOML basic strings take JSON's escapes
-        f"\n[[units]]\nnumber = {number}\ntitle = {json.dumps(title)}\nminutes = {minutes}\nlesson = \"{unit.notebook}\"\n"
+        f"\n[[units]]\nnumber = {number}\ntitle = {json.dumps(title)}\n"
+        f"minutes = {minutes}\nlesson = \"{unit.notebook}\"\n"
         f"quiz = \"{unit.quiz}\"\nsummary = {json.dumps(title)}  # what the README's lesson table says of it\n"
     )
     text = manifest.read_text(encoding="utf-8")
@@ -230,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ketamine_course.manifest", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("readme", help="write the README's tables anew from the course map and the quizzes")
-    new = commands.add_parser("add-unit", help="add a unit at the end: its lesson and quiz from templates/, its entry in data/course.toml")
+    new = commands.add_parser(
+        "add-unit", help="add a unit at the end: its lesson and quiz from templates/, its entry in data/course.toml"
+    )
     new.add_argument("slug", help="short name, lower case (e.g. interactions)")
     new.add_argument("title", help="the unit's title")
     new.add_argument("minutes", type=int, help="the time the lesson takes, in minutes")
@@ -244,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             unit = add_unit(root, args.slug, args.title, args.minutes)
             course_map.cache_clear()
-            print(f"added unit {unit.number}: notebooks/{unit.notebook}, source/{unit.quiz}/ (see CONTRIBUTING.md for what next)")
+            print(
+                f"added unit {unit.number}: notebooks/{unit.notebook}, source/{unit.quiz}/ "
+                "(see CONTRIBUTING.md for what next)"
+            )
     except (ManifestError, FileNotFoundError) as problem:
         print(f"manifest: {problem}", file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
-"""Pharmacokinetic models of ketamine, from the closed forms a learner can read to the published multi-compartment models.
+"""Pharmacokinetic models of ketamine, from the closed forms a learner can read to the published multi-compartment
+models.
 
 Units throughout: time in hours (``_h``), doses in mg, volumes in L,
 concentrations in ng/mL. Since 1 mg/L = 1000 ng/mL, ``C = 1000 * amount_mg / volume_l``.
@@ -75,7 +76,8 @@ MINUTES_PER_HOUR = 60.0
 
 REFERENCE_WEIGHT_KG = 70.0
 """The course's reference adult, the one place that names it: models, calculators and the population default to this
-weight, and ``data/pk_models.csv`` gives per-kg volumes of a 70 kg adult (tests/test_pk.py checks that its text agrees)."""
+weight, and ``data/pk_models.csv`` gives per-kg volumes of a 70 kg adult (tests/test_pk.py checks that its text
+agrees)."""
 
 FloatArray = NDArray[np.float64]
 
@@ -370,10 +372,11 @@ def cite_model(model_id: str) -> str:
 def check_model_range(model_id: str, weight_kg: float = REFERENCE_WEIGHT_KG, age_y: float | None = None) -> None:
     """Refuse a weight or age outside the model's fitted population; warn where that range was not seen.
 
-    >>> check_model_range("perezruixo_esketamine", weight_kg=3)
+    >>> check_model_range("perezruixo_esketamine", weight_kg=3)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ketamine_course.pk.ModelRangeError: The perezruixo_esketamine model was fitted to people weighing 39-170 kg; 3 kg lies outside it [perezruixo2021; nct02343289]
+    ketamine_course.pk.ModelRangeError: The perezruixo_esketamine model was fitted to people weighing 39-170 kg;
+    3 kg lies outside it [perezruixo2021; nct02343289]
     """
     weight = _positive("weight_kg", weight_kg)
     valid = model_validity(model_id)
@@ -387,9 +390,13 @@ def check_model_range(model_id: str, weight_kg: float = REFERENCE_WEIGHT_KG, age
         too_low = low is not None and value < low
         too_high = high is not None and value > high
         if too_low or too_high:
-            span = f"{low:g}-{high:g}" if low is not None and high is not None else (f"at least {low:g}" if too_low else f"at most {high:g}")
+            span = (
+                f"{low:g}-{high:g}" if low is not None and high is not None
+                else (f"at least {low:g}" if too_low else f"at most {high:g}")
+            )
             raise ModelRangeError(
-                f"The {model_id} model was fitted to people {what} {span} {unit}; {value:g} {unit} lies outside it {source}"
+                f"The {model_id} model was fitted to people {what} {span} {unit}; "
+                f"{value:g} {unit} lies outside it {source}"
             )
     if valid.weight_min_kg is None and not math.isclose(weight, REFERENCE_WEIGHT_KG):
         warnings.warn(
@@ -400,7 +407,9 @@ def check_model_range(model_id: str, weight_kg: float = REFERENCE_WEIGHT_KG, age
         )
 
 
-def compartment_model(model_id: str, weight_kg: float = REFERENCE_WEIGHT_KG, age_y: float | None = None) -> CompartmentModel:
+def compartment_model(
+    model_id: str, weight_kg: float = REFERENCE_WEIGHT_KG, age_y: float | None = None
+) -> CompartmentModel:
     """A published model from ``data/pk_models.csv``, scaled to ``weight_kg`` where volumes are per kg.
 
     Refuses a weight or age outside the population the model was fitted to (``pk_model_validity.csv``).
@@ -434,7 +443,9 @@ def compartment_model(model_id: str, weight_kg: float = REFERENCE_WEIGHT_KG, age
     transfers = [(rate("k12"), rate("k21"))]
     if structure == "three-compartment":
         transfers.append((rate("k13"), rate("k31")))
-    return CompartmentModel(model_id, volume("V1"), rate("k10"), tuple(transfers), sources, rows[0]["population"], weight)
+    return CompartmentModel(
+        model_id, volume("V1"), rate("k10"), tuple(transfers), sources, rows[0]["population"], weight
+    )
 
 
 def one_compartment_model(volume_l: float, half_life_h: float, model_id: str = "custom") -> CompartmentModel:
@@ -503,7 +514,9 @@ def _propagate(K: FloatArray, state: FloatArray, input_rate: FloatArray, offsets
     return out
 
 
-def _input_response(K: FloatArray, amounts_mg: FloatArray, start_h: float, duration_h: float, t: FloatArray) -> FloatArray:
+def _input_response(
+    K: FloatArray, amounts_mg: FloatArray, start_h: float, duration_h: float, t: FloatArray
+) -> FloatArray:
     """States on the sorted grid ``t`` after ``amounts_mg`` enter the states at ``start_h``,
     all at once (``duration_h`` 0) or at a constant rate over ``duration_h``."""
     states = np.zeros((len(t), len(amounts_mg)))
@@ -564,7 +577,8 @@ _ESK_ROUTES = ("intranasal", "iv", "oral")
 
 @dataclass(frozen=True)
 class EsketamineDose:
-    """One esketamine dose: ``intranasal`` (a session of 28 mg devices), ``iv`` (over ``duration_h``) or ``oral`` (solution)."""
+    """One esketamine dose: ``intranasal`` (a session of 28 mg devices), ``iv`` (over ``duration_h``) or ``oral``
+    (solution)."""
 
     time_h: float
     amount_mg: float
@@ -613,14 +627,16 @@ class EsketamineModel:
         return self.hepatic_flow_l_per_h * self.hepatic_extraction
 
     def nasal_fraction(self, amount_mg: float) -> float:
-        """Fraction of a nasal session absorbed through the nose: FRn for the first device, FRn x 0.62 for each later one."""
+        """Fraction of a nasal session absorbed through the nose: FRn for the first device, FRn x 0.62 for each later
+        one."""
         per_device = _ESKETAMINE_DEVICE_MG
         devices = amount_mg / per_device
         first, factor = self.params["FRn"], self.params["FRn_later_device_factor"]
         return first * (1 + (devices - 1) * factor) / devices if devices > 1 else first
 
     def rate_matrix(self) -> FloatArray:
-        """dA/dt = K A over the states nasal, swallowed, oral, central, shallow, deep, liver, noresketamine central and peripheral."""
+        """dA/dt = K A over the states nasal, swallowed, oral, central, shallow, deep, liver, noresketamine central and
+        peripheral."""
         p, s = self.params, _ESK
         qh = self.hepatic_flow_l_per_h
         K = np.zeros((len(_ESK_STATES), len(_ESK_STATES)))
@@ -709,7 +725,8 @@ def esketamine_dose_range_mg(route: str) -> tuple[float, float]:
     found = re.search(rf"\b{words} (\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))? mg\b", setting)
     if found is None:
         raise DataError(f"data/pk_model_validity.csv, {ESKETAMINE_MODEL_ID}, column 'setting': "
-                        f"names no {_ESK_ROUTE_WORDS[route]} dose (as '{_ESK_ROUTE_WORDS[route]} LOW-HIGH mg' or '{_ESK_ROUTE_WORDS[route]} DOSE mg')")
+                        f"names no {_ESK_ROUTE_WORDS[route]} dose (as '{_ESK_ROUTE_WORDS[route]} LOW-HIGH mg' "
+                        f"or '{_ESK_ROUTE_WORDS[route]} DOSE mg')")
     low = float(found.group(1))
     return low, float(found.group(2) or low)
 
@@ -719,7 +736,8 @@ def _check_esketamine_dose(dose: EsketamineDose) -> None:
     if not (low - 1e-9 <= dose.amount_mg <= high + 1e-9):
         studied = f"{low:g}-{high:g} mg" if low != high else f"{low:g} mg only"
         raise ModelRangeError(
-            f"The esketamine model was fitted to {_ESK_ROUTE_WORDS[dose.route]} doses of {studied}; {dose.amount_mg:g} mg lies outside "
+            f"The esketamine model was fitted to {_ESK_ROUTE_WORDS[dose.route]} doses of {studied}; "
+            f"{dose.amount_mg:g} mg lies outside "
             f"what it was fitted to {cite_model(ESKETAMINE_MODEL_ID)}"
         )
 

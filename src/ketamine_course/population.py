@@ -242,7 +242,10 @@ def band_shares(peaks_ng_per_ml: ArrayLike, band_ids: Sequence[str] = RANGE_BAND
         raise ValueError("no people: the population is empty")
     table = load_table("concentration_bands")
     rows = [table.row(band_id) for band_id in band_ids]
-    shares = {row["band_id"]: float(np.mean((peaks >= row["low_ng_per_ml"]) & (peaks <= row["high_ng_per_ml"]))) for row in rows}
+    shares = {
+        row["band_id"]: float(np.mean((peaks >= row["low_ng_per_ml"]) & (peaks <= row["high_ng_per_ml"])))
+        for row in rows
+    }
     inside = np.zeros(peaks.shape, dtype=bool)
     for row in rows:
         inside |= (peaks >= row["low_ng_per_ml"]) & (peaks <= row["high_ng_per_ml"])

@@ -80,7 +80,9 @@ def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
     urls = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"].get("urls", {})
     url = urls.get("Repository", "")
     if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
-        raise SiteBuildError(f"pyproject.toml: [project.urls] Repository must be https://github.com/OWNER/NAME, not {url!r}")
+        raise SiteBuildError(
+            f"pyproject.toml: [project.urls] Repository must be https://github.com/OWNER/NAME, not {url!r}"
+        )
     return url
 
 
@@ -157,7 +159,9 @@ def link_citations(markdown: str, labels: Mapping[str, str]) -> str:
     """Replace each ``[@id]`` / ``[@a; @b]`` with author-year links to the page's reference list.
 
     >>> link_citations("as shown [@a; @b].", {"a": "Lodge & Mercier 2015", "b": "Pfizer 2024"})
-    'as shown (<a class="citation" href="#ref-a">Lodge &amp; Mercier 2015</a>; <a class="citation" href="#ref-b">Pfizer 2024</a>).'
+    ... # doctest: +NORMALIZE_WHITESPACE
+    'as shown (<a class="citation" href="#ref-a">Lodge &amp; Mercier 2015</a>;
+    <a class="citation" href="#ref-b">Pfizer 2024</a>).'
     """
 
     def linked(match: re.Match[str]) -> str:
@@ -172,7 +176,8 @@ _RENDERED_ID = re.compile(r'"@([a-z0-9_]+)"\)')
 
 
 def link_rendered_citations(markdown: str, labels: Mapping[str, str]) -> str:
-    """Citations as the lessons render them (author-year links whose title is ``@id``) -> links to the page's reference list.
+    """Citations as the lessons render them (author-year links whose title is ``@id``) -> links to the page's
+    reference list.
 
     >>> link_rendered_citations('as shown ([Lodge 2015](https://doi.org/10.1/x "@a")).', {"a": "Lodge & Mercier 2015"})
     'as shown (<a class="citation" href="#ref-a">Lodge &amp; Mercier 2015</a>).'
@@ -180,7 +185,9 @@ def link_rendered_citations(markdown: str, labels: Mapping[str, str]) -> str:
 
     def linked(match: re.Match[str]) -> str:
         ids = _RENDERED_ID.findall(match.group(0))
-        return "(" + "; ".join(f'<a class="citation" href="#{anchor(i)}">{html.escape(labels[i])}</a>' for i in ids) + ")"
+        return (
+            "(" + "; ".join(f'<a class="citation" href="#{anchor(i)}">{html.escape(labels[i])}</a>' for i in ids) + ")"
+        )
 
     return CITATION_LINKS.sub(linked, markdown)
 
@@ -196,7 +203,8 @@ def link_plain_citations(markdown: str, labels: Mapping[str, str], listed: set[s
         if not all(i in labels for i in ids):
             return match.group(0)
         parts = [
-            f'<a class="citation" href="#{anchor(i)}">{html.escape(labels[i])}</a>' if i in listed else html.escape(labels[i])
+            f'<a class="citation" href="#{anchor(i)}">{html.escape(labels[i])}</a>' if i in listed
+            else html.escape(labels[i])
             for i in ids
         ]
         return "(" + "; ".join(parts) + ")"
@@ -245,7 +253,9 @@ def execute_lesson(path: Path) -> Any:
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=EXECUTION_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=EXECUTION_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     try:
         client.execute()
     except CellExecutionError as error:
@@ -266,7 +276,8 @@ def _markdown_cell(text: str) -> Any:
 def _launch_cell(repo_path: str, repository: str) -> Any:
     url = binder_url(repo_path, repository)
     return _markdown_cell(
-        f'<p class="course-launch"><a class="course-binder-link" href="{html.escape(url)}">Launch this page on Binder</a> '
+        f'<p class="course-launch"><a class="course-binder-link" href="{html.escape(url)}">'
+        "Launch this page on Binder</a> "
         "to run it in JupyterLab, with the sliders and exercises live (Binder sessions are temporary).</p>"
     )
 
@@ -365,7 +376,9 @@ def stage(stage_dir: Path, repository: str, root: Path = ROOT, log: Any = print)
 # --------------------------------------------------------------------------
 
 
-_LOADS = frozenset({("img", "src"), ("script", "src"), ("link", "href"), ("iframe", "src"), ("source", "src"), ("video", "src")})
+_LOADS = frozenset(
+    {("img", "src"), ("script", "src"), ("link", "href"), ("iframe", "src"), ("source", "src"), ("video", "src")}
+)
 """(tag, attribute) pairs whose address the browser fetches with the page."""
 
 
@@ -470,7 +483,8 @@ def sphinx_build(stage_dir: Path, out_dir: Path, doctrees: Path) -> None:
         if folder.exists():
             shutil.rmtree(folder)
     status = build_main(
-        ["-b", "html", "-W", "--keep-going", "-n", "-q", "-c", str(ROOT / "book"), "-d", str(doctrees), str(stage_dir), str(out_dir)]
+        ["-b", "html", "-W", "--keep-going", "-n", "-q", "-c", str(ROOT / "book"), "-d", str(doctrees), str(stage_dir),
+         str(out_dir)]
     )
     if status != 0:
         raise SiteBuildError("Sphinx reported warnings or errors (above); the site was not built")
@@ -479,7 +493,9 @@ def sphinx_build(stage_dir: Path, out_dir: Path, doctrees: Path) -> None:
         build_info.unlink()
 
 
-def build_site(out_dir: Path = ROOT / "build" / "site", work_dir: Path = ROOT / "build", log: Any = print) -> BuildReport:
+def build_site(
+    out_dir: Path = ROOT / "build" / "site", work_dir: Path = ROOT / "build", log: Any = print
+) -> BuildReport:
     """Execute, stage, build with Sphinx and check; raises :class:`SiteBuildError` on any problem."""
     started = time.perf_counter()
     repository = repository_url()
@@ -492,7 +508,9 @@ def build_site(out_dir: Path = ROOT / "build" / "site", work_dir: Path = ROOT / 
     if problems:
         raise SiteBuildError("the built site has broken or outside links:\n" + "\n".join(problems))
     files = [p for p in out_dir.rglob("*") if p.is_file()]
-    return BuildReport(out_dir, len(_pages(out_dir)), sum(p.stat().st_size for p in files), time.perf_counter() - started)
+    return BuildReport(
+        out_dir, len(_pages(out_dir)), sum(p.stat().st_size for p in files), time.perf_counter() - started
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

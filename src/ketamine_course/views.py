@@ -58,7 +58,8 @@ LAB_APP: dict[str, Any] = {"news_url": None, "check_for_updates_class": "jupyter
 
 @dataclass(frozen=True)
 class View:
-    """One kind of user: the folder of its configuration, nbgrader's lab plugins it hides, its server extensions switched off."""
+    """One kind of user: the folder of its configuration, nbgrader's lab plugins it hides, its server extensions
+    switched off."""
 
     folder: str
     hidden_plugins: tuple[str, ...]
@@ -66,7 +67,10 @@ class View:
 
 
 VIEWS = {
-    "learner": View("jupyter", (*INSTRUCTOR_PLUGINS, MENU_PLUGIN, *EXCHANGE_PLUGINS), (*INSTRUCTOR_SERVER_EXTENSIONS, *EXCHANGE_SERVER_EXTENSIONS)),
+    "learner": View(
+        "jupyter", (*INSTRUCTOR_PLUGINS, MENU_PLUGIN, *EXCHANGE_PLUGINS),
+        (*INSTRUCTOR_SERVER_EXTENSIONS, *EXCHANGE_SERVER_EXTENSIONS),
+    ),
     "student": View("hub/roles/student", INSTRUCTOR_PLUGINS, INSTRUCTOR_SERVER_EXTENSIONS),
     "instructor": View("hub/roles/instructor", (), ()),
 }

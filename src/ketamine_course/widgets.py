@@ -30,7 +30,9 @@ from . import dosing, pk, population, receptor
 from .data import cite, load_table
 from .plotting import BAND_COLOURS, OKABE_ITO, CourseFigure, course_figure, shade_concentration_bands
 
-__all__ = ["DoseCalculator", "DecayExplorer", "OccupancyExplorer", "PopulationExplorer", "ExposureTimeline", "format_number"]
+__all__ = [
+    "DoseCalculator", "DecayExplorer", "OccupancyExplorer", "PopulationExplorer", "ExposureTimeline", "format_number",
+]
 
 
 def format_number(value: float, decimals: int = 2) -> str:
@@ -157,7 +159,10 @@ class DoseCalculator(_Explorer):
     of a result. A typed weight keeps its decimals; the slider follows it.
     """
 
-    interactive = "choose the product, use and route, move the weight slider or type a weight, set the age, and change the dose, vial and infusion time: the dose, volume and pump rate update as you go"
+    interactive = (
+        "choose the product, use and route, move the weight slider or type a weight, set the age, "
+        "and change the dose, vial and infusion time: the dose, volume and pump rate update as you go"
+    )
 
     def __init__(
         self,
@@ -174,7 +179,9 @@ class DoseCalculator(_Explorer):
             value=weight_kg, min=low, max=high, step=1.0, readout_format=".0f",
             description="Weight (kg)", style=style, layout=wide, continuous_update=True,
         )
-        self.weight_text = w.FloatText(value=weight_kg, description="or type (kg)", style=style, layout=w.Layout(width="20em"))
+        self.weight_text = w.FloatText(
+            value=weight_kg, description="or type (kg)", style=style, layout=w.Layout(width="20em"),
+        )
         self.age_text = w.FloatText(value=age_y, description="Age (years)", style=style, layout=w.Layout(width="20em"))
         plans = dosing.regimens("per_kg")
         self.regimen_dropdown = w.Dropdown(
@@ -184,10 +191,15 @@ class DoseCalculator(_Explorer):
         self.per_kg_text = w.FloatText(description="Dose (mg/kg)", style=style, layout=w.Layout(width="20em"))
         vials = load_table("vials").where(form="vial")
         self.vial_dropdown = w.Dropdown(
-            options=[(f"{format_number(v['concentration_mg_per_ml'])} mg/mL", float(v["concentration_mg_per_ml"])) for v in vials],
+            options=[
+                (f"{format_number(v['concentration_mg_per_ml'])} mg/mL", float(v["concentration_mg_per_ml"]))
+                for v in vials
+            ],
             value=concentration_mg_per_ml, description="Vial", style=style, layout=w.Layout(width="20em"),
         )
-        self.duration_text = w.FloatText(description="Over (min; 0 = bolus)", style=style, layout=w.Layout(width="20em"))
+        self.duration_text = w.FloatText(
+            description="Over (min; 0 = bolus)", style=style, layout=w.Layout(width="20em"),
+        )
         self.how_given = w.HTML()
         self.result = w.HTML()
         disclaimer = w.HTML(f"<small><i>{html.escape(dosing.DISCLAIMER)}</i></small>")
@@ -246,7 +258,8 @@ class DoseCalculator(_Explorer):
             self._syncing = False
         who = f"; for {plan.who_text}" if plan.who_text else ""
         self.how_given.value = (
-            f"<small><b>How it is given:</b> {html.escape(plan.administration)} ({html.escape(plan.duration_text)}{html.escape(who)}) "
+            f"<small><b>How it is given:</b> {html.escape(plan.administration)} "
+            f"({html.escape(plan.duration_text)}{html.escape(who)}) "
             f"{cite(plan.source_id)}</small>"
         )
         self.update()
@@ -289,11 +302,17 @@ class DoseCalculator(_Explorer):
                 f'<span class="t-rate"><b>Pump rate:</b> {format_number(calc.rate_ml_per_h)} mL/h</span> '
                 f"over {format_number(calc.duration_min or 0)} min, diluted to "
                 f"{format_number(calc.infusion_concentration_mg_per_ml or 0)} mg/mL "
-                f"({format_number(calc.infusion_volume_ml or 0)} mL in all) {cite(plan.dilution_source_id or plan.source_id)}"
+                f"({format_number(calc.infusion_volume_ml or 0)} mL in all) "
+                f"{cite(plan.dilution_source_id or plan.source_id)}"
             )
         elif calc.duration_min:
-            lines.append(f'<span class="t-inject"><b>Inject over:</b> {format_number(calc.duration_min)} min or longer</span> (by hand; no pump rate)')
-        lines.append(f"<small>Range for {html.escape(plan.description)}: {plan.range_text} {cite(plan.source_id)}</small>")
+            lines.append(
+                f'<span class="t-inject"><b>Inject over:</b> {format_number(calc.duration_min)} min or longer</span> '
+                "(by hand; no pump rate)"
+            )
+        lines.append(
+            f"<small>Range for {html.escape(plan.description)}: {plan.range_text} {cite(plan.source_id)}</small>"
+        )
         lines += [f"<small>{html.escape(note)}</small>" for note in calc.notes]
         return "<br>".join(lines)
 
@@ -311,7 +330,10 @@ class DecayExplorer(_Explorer):
 
     plot: _LivePlot
 
-    interactive = "move the dose, half-life, volume and time sliders and switch the y axis between linear and log: the curve and the readout update as you go"
+    interactive = (
+        "move the dose, half-life, volume and time sliders and switch the y axis between linear and log: "
+        "the curve and the readout update as you go"
+    )
 
     WINDOW_H = 24.0
 
@@ -320,19 +342,30 @@ class DecayExplorer(_Explorer):
         half_life_default = math.log(2) / default.k10_per_h
         style = {"description_width": "10em"}
         wide = w.Layout(width="34em")
-        self.dose_slider = w.FloatSlider(value=35.0, min=1, max=500, step=1, readout_format=".0f", description="IV dose (mg)", style=style, layout=wide)
+        self.dose_slider = w.FloatSlider(
+            value=35.0, min=1, max=500, step=1, readout_format=".0f",
+            description="IV dose (mg)", style=style, layout=wide,
+        )
         self.half_life_slider = w.FloatSlider(
-            value=round(half_life_default, 1), min=0.5, max=12, step=0.1, readout_format=".1f", description="Half-life (h)", style=style, layout=wide
+            value=round(half_life_default, 1), min=0.5, max=12, step=0.1, readout_format=".1f",
+            description="Half-life (h)", style=style, layout=wide
         )
         self.volume_slider = w.FloatSlider(
-            value=round(default.central_volume_l), min=20, max=800, step=1, readout_format=".0f", description="Volume (L)", style=style, layout=wide
+            value=round(default.central_volume_l), min=20, max=800, step=1, readout_format=".0f",
+            description="Volume (L)", style=style, layout=wide
         )
-        self.time_slider = w.FloatSlider(value=round(half_life_default, 1), min=0, max=self.WINDOW_H, step=0.1, readout_format=".1f", description="Time (h)", style=style, layout=wide)
-        self.scale_toggle = w.ToggleButtons(options=["linear", "log"], value="linear", description="y axis", style=style)
+        self.time_slider = w.FloatSlider(
+            value=round(half_life_default, 1), min=0, max=self.WINDOW_H, step=0.1, readout_format=".1f",
+            description="Time (h)", style=style, layout=wide,
+        )
+        self.scale_toggle = w.ToggleButtons(
+            options=["linear", "log"], value="linear", description="y axis", style=style,
+        )
         self.readout = w.HTML()
         for control, css in (
-            (self.dose_slider, "t-decay-dose"), (self.half_life_slider, "t-half-life"), (self.volume_slider, "t-volume"),
-            (self.time_slider, "t-time"), (self.scale_toggle, "t-scale"), (self.readout, "t-fraction"),
+            (self.dose_slider, "t-decay-dose"), (self.half_life_slider, "t-half-life"),
+            (self.volume_slider, "t-volume"), (self.time_slider, "t-time"), (self.scale_toggle, "t-scale"),
+            (self.readout, "t-fraction"),
         ):
             control.add_class(css)
         self.time_h = np.linspace(0, self.WINDOW_H, 481)
@@ -352,10 +385,16 @@ class DecayExplorer(_Explorer):
         self.plot = _LivePlot(fig, "t-decay-plot", [self.curve, self.markers, self.cursor])
         self._axes_state: tuple[str, float] | None = None
         self.widget = w.VBox(
-            [self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle, self.readout, *self.plot.parts]
+            [
+                self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle,
+                self.readout, *self.plot.parts,
+            ]
         )
         self.widget.add_class("t-decay")
-        _observe(self.update, self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider, self.scale_toggle)
+        _observe(
+            self.update, self.dose_slider, self.half_life_slider, self.volume_slider, self.time_slider,
+            self.scale_toggle,
+        )
         self.update()
 
     def update(self) -> None:
@@ -382,8 +421,10 @@ class DecayExplorer(_Explorer):
         remaining = pk.fraction_remaining(t_now / half_life)
         self.readout.value = (
             f'<span class="t-fraction-text">After {format_number(t_now, 1)} h '
-            f"({_count(t_now / half_life, 'half-life', 'half-lives')}): {format_number(100 * float(remaining), 1)}% remains, "
-            f"C = {format_number(float(c_now), 1)} ng/mL</span> <small>(C0 = dose / volume = {format_number(c0, 1)} ng/mL)</small>"
+            f"({_count(t_now / half_life, 'half-life', 'half-lives')}): "
+            f"{format_number(100 * float(remaining), 1)}% remains, "
+            f"C = {format_number(float(c_now), 1)} ng/mL</span> "
+            f"<small>(C0 = dose / volume = {format_number(c0, 1)} ng/mL)</small>"
         )
 
     def _summary_html(self) -> str:
@@ -415,7 +456,10 @@ class OccupancyExplorer(_Explorer):
             "NMDA receptor occupancy at equilibrium",
             "Total plasma concentration (ng/mL, log scale)",
             "Receptors occupied (%)",
-            "Three S-shaped curves: S-ketamine reaches any occupancy at the lowest concentration, R-ketamine at the highest, racemic between.",
+            (
+                "Three S-shaped curves: S-ketamine reaches any occupancy at the lowest concentration, "
+                "R-ketamine at the highest, racemic between."
+            ),
             figsize=(7.0, 3.6),
         )
         ax = fig.ax
@@ -423,11 +467,14 @@ class OccupancyExplorer(_Explorer):
         ax.set_ylim(0, 100)
         for band_id in ("analgesia", "dissociation", "anaesthesia"):
             band = load_table("concentration_bands").row(band_id)
-            ax.axvspan(band["low_ng_per_ml"], band["high_ng_per_ml"], color=BAND_COLOURS[band_id], alpha=0.12, linewidth=0,
-                       label=f"{band['label']} {cite(band['source_id'])}")
+            ax.axvspan(band["low_ng_per_ml"], band["high_ng_per_ml"], color=BAND_COLOURS[band_id], alpha=0.12,
+                       linewidth=0, label=f"{band['label']} {cite(band['source_id'])}")
         self.points = {}
         for colour, form in zip(OKABE_ITO, receptor.FORMS, strict=False):
-            ax.plot(conc, 100 * receptor.occupancy_from_ng_per_ml(conc, form), color=colour, label=f"{form} {cite('ebert1997')}")
+            ax.plot(
+                conc, 100 * receptor.occupancy_from_ng_per_ml(conc, form), color=colour,
+                label=f"{form} {cite('ebert1997')}",
+            )
             (self.points[form],) = ax.plot([], [], "o", color=colour, markersize=7)
         self.cursor = ax.axvline(conc_ng_per_ml, color="#000000", linestyle=":", linewidth=1)
         ax.legend(loc="upper left", fontsize=8)
@@ -449,7 +496,10 @@ class OccupancyExplorer(_Explorer):
         self.cursor.set_xdata([conc, conc])
         self.plot.refresh()
         items = ", ".join(f"{form} {format_number(100 * v, 1)}%" for form, v in values.items())
-        self.readout.value = f"At {format_number(conc, 0)} ng/mL ({format_number(float(receptor.conc_um_from_ng_per_ml(conc)), 2)} &micro;M): {items}"
+        self.readout.value = (
+            f"At {format_number(conc, 0)} ng/mL "
+            f"({format_number(float(receptor.conc_um_from_ng_per_ml(conc)), 2)} &micro;M): {items}"
+        )
 
     def _summary_html(self) -> str:
         return self.readout.value
@@ -466,7 +516,8 @@ def iv_regimens() -> list[dosing.Regimen]:
 
 
 def regimen_dose(plan: dosing.Regimen) -> tuple[float, float]:
-    """A regimen's representative dose (mg/kg: typical, else the low end, else the high end) and duration (min; 0 = push).
+    """A regimen's representative dose (mg/kg: typical, else the low end, else the high end) and duration (min;
+    0 = push).
 
     A push given over a minute or so is modelled as a bolus; a pump regimen runs for its stated time.
     """
@@ -481,8 +532,14 @@ def _regimen_controls(regimen_id: str, style: dict[str, str]) -> tuple[w.Dropdow
         options=[(f"{p.description}: {p.range_text}", p.regimen_id) for p in plans],
         value=regimen_id, description="Regimen", style=style, layout=w.Layout(width="52em"),
     )
-    dose = w.FloatSlider(value=0.5, min=0.05, max=4.5, step=0.05, readout_format=".2f", description="IV dose (mg/kg)", style=style, layout=w.Layout(width="34em"))
-    duration = w.Dropdown(options=[("bolus", 0.0), ("over 40 min", 40.0)], value=40.0, description="Given", style=style, layout=w.Layout(width="20em"))
+    dose = w.FloatSlider(
+        value=0.5, min=0.05, max=4.5, step=0.05, readout_format=".2f",
+        description="IV dose (mg/kg)", style=style, layout=w.Layout(width="34em"),
+    )
+    duration = w.Dropdown(
+        options=[("bolus", 0.0), ("over 40 min", 40.0)], value=40.0,
+        description="Given", style=style, layout=w.Layout(width="20em"),
+    )
     return regimen, dose, duration
 
 
@@ -526,31 +583,42 @@ class PopulationExplorer(_RegimenExplorer):
 
     plot: _LivePlot
 
-    interactive = "choose the regimen, move the dose and the number of people: the curves, the median, the 90% band and the shares of peaks in each band update as you go"
+    interactive = (
+        "choose the regimen, move the dose and the number of people: "
+        "the curves, the median, the 90% band and the shares of peaks in each band update as you go"
+    )
 
     WINDOW_H = 6.0
     MAX_PEOPLE = 1000
 
-    def __init__(self, n_people: int = 1000, regimen_id: str = "antidepressant_research_iv", seed: int = population.DEFAULT_SEED) -> None:
+    def __init__(
+        self, n_people: int = 1000, regimen_id: str = "antidepressant_research_iv", seed: int = population.DEFAULT_SEED
+    ) -> None:
         style = {"description_width": "10em"}
         self.seed = seed
         self.people = population.sample_population(self.MAX_PEOPLE, seed=seed)
         self.spread = population.variability()
         self.regimen_dropdown, self.dose_slider, self.duration_dropdown = _regimen_controls(regimen_id, style)
-        self.people_slider = w.IntSlider(value=n_people, min=10, max=self.MAX_PEOPLE, step=10, description="People", style=style, layout=w.Layout(width="34em"))
+        self.people_slider = w.IntSlider(
+            value=n_people, min=10, max=self.MAX_PEOPLE, step=10,
+            description="People", style=style, layout=w.Layout(width="34em"),
+        )
         self.readout = w.HTML()
         for control, css in (
-            (self.regimen_dropdown, "t-pop-regimen"), (self.dose_slider, "t-pop-dose"), (self.duration_dropdown, "t-pop-duration"),
-            (self.people_slider, "t-people"), (self.readout, "t-pop-shares"),
+            (self.regimen_dropdown, "t-pop-regimen"), (self.dose_slider, "t-pop-dose"),
+            (self.duration_dropdown, "t-pop-duration"), (self.people_slider, "t-people"),
+            (self.readout, "t-pop-shares"),
         ):
             control.add_class(css)
-        self.time_h = np.linspace(0, self.WINDOW_H, 91)  # 4 min steps: the end of a 40 min infusion is a sample; drawing cost grows with the points
+        # 4 min steps: the end of a 40 min infusion is a sample; drawing cost grows with the points
+        self.time_h = np.linspace(0, self.WINDOW_H, 91)
         source = cite(self.spread.source_id)
         fig = course_figure(
             "The same mg/kg dose in a simulated population",
             "Time after the start of the dose (h)",
             "Plasma concentration (ng/mL)",
-            "Many thin grey curves, one per simulated person, fan out around a thick median curve inside a shaded 90% band; "
+            "Many thin grey curves, one per simulated person, fan out around a thick median curve "
+            "inside a shaded 90% band; "
             "the concentration bands are shaded behind them.",
             figsize=(7.0, 3.8),
         )
@@ -558,19 +626,28 @@ class PopulationExplorer(_RegimenExplorer):
         shade_concentration_bands(ax, list(population.RANGE_BANDS), alpha=0.12)
         self.curves = LineCollection([], colors="#555555", linewidths=0.5, alpha=0.08)
         ax.add_collection(self.curves)
-        self.band = ax.fill_between(self.time_h, self.time_h * 0, self.time_h * 0, color=OKABE_ITO[0], alpha=0.25, linewidth=0, label="90% of people (5th-95th percentile)")
+        self.band = ax.fill_between(
+            self.time_h, self.time_h * 0, self.time_h * 0, color=OKABE_ITO[0], alpha=0.25, linewidth=0,
+            label="90% of people (5th-95th percentile)",
+        )
         (self.median,) = ax.plot([], [], color=OKABE_ITO[0], linewidth=2.2, label="median person")
         ax.set_xlim(0, self.WINDOW_H)
         ax.legend(loc="upper right", fontsize=7)
         self.caveat = w.HTML(
-            f"<small>Each person's central volume and clearance vary log-normally (CV about {format_number(self.spread.cv_v1_percent, 0)}% and "
-            f"{format_number(self.spread.cv_cl_percent, 0)}%) as estimated for IV {html.escape(self.spread.analyte)} in healthy adults {source}, "
-            f"applied to the course's two-compartment model of racemic ketamine {cite('clements1981')}: an assumption, since no variability "
+            "<small>Each person's central volume and clearance vary log-normally "
+            f"(CV about {format_number(self.spread.cv_v1_percent, 0)}% and "
+            f"{format_number(self.spread.cv_cl_percent, 0)}%) as estimated for IV {html.escape(self.spread.analyte)} "
+            f"in healthy adults {source}, "
+            f"applied to the course's two-compartment model of racemic ketamine {cite('clements1981')}: "
+            "an assumption, since no variability "
             "of that model was found. Seeded: the same people on every run. Not for dosing anyone.</small>"
         )
         self.plot = _LivePlot(fig, "t-pop-plot", [self.curves, self.band, self.median])
         self._top: float | None = None
-        self.widget = w.VBox([self.regimen_dropdown, self.dose_slider, self.duration_dropdown, self.people_slider, self.readout, *self.plot.parts, self.caveat])
+        self.widget = w.VBox([
+            self.regimen_dropdown, self.dose_slider, self.duration_dropdown, self.people_slider, self.readout,
+            *self.plot.parts, self.caveat,
+        ])
         self.widget.add_class("t-population")
         self._start(self.people_slider)
 
@@ -581,7 +658,9 @@ class PopulationExplorer(_RegimenExplorer):
             self.people.weight_kg[:n], self.people.central_volume_l[:n], self.people.clearance_l_per_h[:n],
             self.people.intercompartmental_l_per_h, self.people.peripheral_volume_l, self.seed,
         )
-        conc = population.concentrations_ng_per_ml(people, self.dose_slider.value, self.duration_dropdown.value / 60, self.time_h)
+        conc = population.concentrations_ng_per_ml(
+            people, self.dose_slider.value, self.duration_dropdown.value / 60, self.time_h
+        )
         return people, conc
 
     def update(self) -> None:
@@ -593,7 +672,8 @@ class PopulationExplorer(_RegimenExplorer):
         segments[:, :, 0] = self.time_h
         segments[:, :, 1] = conc
         self.curves.set_segments(segments)
-        self.curves.set_alpha(min(0.5, 2.5 / math.sqrt(len(people))))  # a few people stay visible, a crowd stays readable
+        # a few people stay visible, a crowd stays readable
+        self.curves.set_alpha(min(0.5, 2.5 / math.sqrt(len(people))))
         self.band.set_data(self.time_h, low, high)
         self.median.set_data(self.time_h, mid)
         top = _nice_ceiling(float(np.percentile(conc.max(axis=1), 99)) * 1.1)
@@ -607,7 +687,8 @@ class PopulationExplorer(_RegimenExplorer):
         shares = population.band_shares(peaks)
         bands = load_table("concentration_bands")
         items = "; ".join(
-            f"{html.escape(bands.row(b)['label'])} ({format_number(bands.row(b)['low_ng_per_ml'])}-{format_number(bands.row(b)['high_ng_per_ml'])} ng/mL): "
+            f"{html.escape(bands.row(b)['label'])} "
+            f"({format_number(bands.row(b)['low_ng_per_ml'])}-{format_number(bands.row(b)['high_ng_per_ml'])} ng/mL): "
             f"{format_number(100 * shares[b], 1)}%"
             for b in population.RANGE_BANDS
         )
@@ -615,7 +696,8 @@ class PopulationExplorer(_RegimenExplorer):
         self.readout.value = (
             f'<span class="t-pop-peak">{len(people)} people: median peak {format_number(p50, 0)} ng/mL, '
             f"90% of peaks between {format_number(p5, 0)} and {format_number(p95, 0)} ng/mL.</span><br>"
-            f'<span class="t-pop-band-shares">Peak inside each band: {items}; in none of them: {format_number(100 * shares["none"], 1)}% '
+            f'<span class="t-pop-band-shares">Peak inside each band: {items}; '
+            f'in none of them: {format_number(100 * shares["none"], 1)}% '
             f"{cite('zanos2018')}</span>"
         )
 
@@ -628,18 +710,25 @@ class ExposureTimeline(_RegimenExplorer):
 
     plot: _LivePlot
 
-    interactive = "choose the regimen, move the dose and the occupancy threshold: the plasma curve, the occupancy curves and the time occupancy falls below the threshold update as you go"
+    interactive = (
+        "choose the regimen, move the dose and the occupancy threshold: the plasma curve, the occupancy curves "
+        "and the time occupancy falls below the threshold update as you go"
+    )
 
     WINDOW_H = 8.0
 
     def __init__(self, regimen_id: str = "antidepressant_research_iv", threshold_percent: float = 20.0) -> None:
         style = {"description_width": "10em"}
         self.regimen_dropdown, self.dose_slider, self.duration_dropdown = _regimen_controls(regimen_id, style)
-        self.threshold_slider = w.FloatSlider(value=threshold_percent, min=5, max=90, step=1, readout_format=".0f", description="Occupancy threshold (%)", style={"description_width": "13em"}, layout=w.Layout(width="34em"))
+        self.threshold_slider = w.FloatSlider(
+            value=threshold_percent, min=5, max=90, step=1, readout_format=".0f", description="Occupancy threshold (%)",
+            style={"description_width": "13em"}, layout=w.Layout(width="34em"),
+        )
         self.readout = w.HTML()
         for control, css in (
-            (self.regimen_dropdown, "t-tl-regimen"), (self.dose_slider, "t-tl-dose"), (self.duration_dropdown, "t-tl-duration"),
-            (self.threshold_slider, "t-threshold"), (self.readout, "t-timeline-readout"),
+            (self.regimen_dropdown, "t-tl-regimen"), (self.dose_slider, "t-tl-dose"),
+            (self.duration_dropdown, "t-tl-duration"), (self.threshold_slider, "t-threshold"),
+            (self.readout, "t-timeline-readout"),
         ):
             control.add_class(css)
         self.model = pk.compartment_model("clements_2cmt")
@@ -648,8 +737,10 @@ class ExposureTimeline(_RegimenExplorer):
             "One regimen, one time axis: plasma, NMDA occupancy, effect bands",
             "Time after the start of the dose (h)",
             "Plasma (ng/mL)",
-            "Two panels sharing a time axis: above, the plasma concentration rises and falls through shaded concentration bands; "
-            "below, the predicted NMDA receptor occupancy of racemic ketamine and of S-ketamine at the same concentration, with a dashed threshold line.",
+            "Two panels sharing a time axis: above, the plasma concentration rises and falls "
+            "through shaded concentration bands; "
+            "below, the predicted NMDA receptor occupancy of racemic ketamine and of S-ketamine "
+            "at the same concentration, with a dashed threshold line.",
             figsize=(7.0, 5.2),
         )
         figure = fig.figure
@@ -668,21 +759,37 @@ class ExposureTimeline(_RegimenExplorer):
         top_ax.set_ylim(10, 5000)
         top_ax.set_xlim(0, self.WINDOW_H)
         shade_concentration_bands(top_ax, alpha=0.12)
-        (self.plasma,) = top_ax.plot([], [], color=OKABE_ITO[7], linewidth=2, label=f"plasma, typical {pk.REFERENCE_WEIGHT_KG:g} kg adult {cite('clements1981')}")
+        (self.plasma,) = top_ax.plot(
+            [], [], color=OKABE_ITO[7], linewidth=2,
+            label=f"plasma, typical {pk.REFERENCE_WEIGHT_KG:g} kg adult {cite('clements1981')}",
+        )
         top_ax.legend(loc="upper right", fontsize=6.5, ncol=2)
-        (self.occ_racemic,) = bottom.plot([], [], color=OKABE_ITO[0], linewidth=2, label=f"racemic ketamine (S and R Ki) {cite('ebert1997')}")
-        (self.occ_s,) = bottom.plot([], [], color=OKABE_ITO[1], linewidth=1.5, linestyle="-.", label="S-ketamine at the same concentration")
-        self.threshold_line = bottom.axhline(threshold_percent, color=OKABE_ITO[5], linestyle="--", linewidth=1, label="threshold")
+        (self.occ_racemic,) = bottom.plot(
+            [], [], color=OKABE_ITO[0], linewidth=2, label=f"racemic ketamine (S and R Ki) {cite('ebert1997')}",
+        )
+        (self.occ_s,) = bottom.plot(
+            [], [], color=OKABE_ITO[1], linewidth=1.5, linestyle="-.", label="S-ketamine at the same concentration",
+        )
+        self.threshold_line = bottom.axhline(
+            threshold_percent, color=OKABE_ITO[5], linestyle="--", linewidth=1, label="threshold",
+        )
         (self.crossing,) = bottom.plot([], [], "v", color=OKABE_ITO[5], markersize=8)
         bottom.legend(loc="upper right", fontsize=7)
         self.caveat = w.HTML(
             "<small>Hypothesis-level: occupancy is computed at equilibrium from rat-brain binding constants "
-            f"{cite('ebert1997')} with total (not unbound) plasma concentration; ketamine is a use-dependent channel blocker, "
-            "the brain lags plasma, and whether occupancy explains any effect, let alone the antidepressant one, is not established. "
+            f"{cite('ebert1997')} with total (not unbound) plasma concentration; "
+            "ketamine is a use-dependent channel blocker, "
+            "the brain lags plasma, and whether occupancy explains any effect, let alone the antidepressant one, "
+            "is not established. "
             "The bands come from different studies and overlap. Not for dosing anyone.</small>"
         )
-        self.plot = _LivePlot(fig, "t-timeline-plot", [self.plasma, self.occ_racemic, self.occ_s, self.threshold_line, self.crossing])
-        self.widget = w.VBox([self.regimen_dropdown, self.dose_slider, self.duration_dropdown, self.threshold_slider, self.readout, *self.plot.parts, self.caveat])
+        self.plot = _LivePlot(
+            fig, "t-timeline-plot", [self.plasma, self.occ_racemic, self.occ_s, self.threshold_line, self.crossing]
+        )
+        self.widget = w.VBox([
+            self.regimen_dropdown, self.dose_slider, self.duration_dropdown, self.threshold_slider, self.readout,
+            *self.plot.parts, self.caveat,
+        ])
         self.widget.add_class("t-timeline")
         self._start(self.threshold_slider)
 
@@ -690,7 +797,10 @@ class ExposureTimeline(_RegimenExplorer):
         """Plasma (ng/mL) and occupancy fractions (racemic, S-ketamine) over ``time_h`` for the current inputs."""
         dose = pk.Dose(0.0, self.dose_slider.value * self.model.weight_kg, duration_h=self.duration_dropdown.value / 60)
         plasma = pk.simulate(self.model, [dose], self.time_h).conc_ng_per_ml
-        return plasma, receptor.occupancy_from_ng_per_ml(plasma, "racemic"), receptor.occupancy_from_ng_per_ml(plasma, "S-ketamine")
+        return (
+            plasma, receptor.occupancy_from_ng_per_ml(plasma, "racemic"),
+            receptor.occupancy_from_ng_per_ml(plasma, "S-ketamine"),
+        )
 
     def update(self) -> None:
         if self._loading:
@@ -706,11 +816,18 @@ class ExposureTimeline(_RegimenExplorer):
         self.plot.refresh()
         peak = int(np.argmax(plasma))
         if below is None:
-            when = f"does not reach {format_number(100 * threshold, 0)}%" if racemic.max() < threshold else f"stays above {format_number(100 * threshold, 0)}% for the {format_number(self.WINDOW_H, 0)} h shown"
+            when = (
+                f"does not reach {format_number(100 * threshold, 0)}%" if racemic.max() < threshold
+                else (
+                    f"stays above {format_number(100 * threshold, 0)}% "
+                    f"for the {format_number(self.WINDOW_H, 0)} h shown"
+                )
+            )
         else:
             when = f"falls below {format_number(100 * threshold, 0)}% at {format_number(below, 2)} h"
         self.readout.value = (
-            f'<span class="t-tl-peak">Peak {format_number(float(plasma[peak]), 0)} ng/mL at {format_number(float(self.time_h[peak]), 2)} h; '
+            f'<span class="t-tl-peak">Peak {format_number(float(plasma[peak]), 0)} ng/mL '
+            f"at {format_number(float(self.time_h[peak]), 2)} h; "
             f"racemic occupancy at the peak {format_number(100 * float(racemic[peak]), 1)}%.</span> "
             f'<span class="t-tl-below">Racemic occupancy {when}.</span>'
         )

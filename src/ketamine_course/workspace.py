@@ -55,9 +55,13 @@ class SeedReport:
         out = []
         if self.copied:
             out.append(f"course: copied {len(self.copied)} notebook(s) into your work folder: {', '.join(self.copied)}")
-        out += [f"course: updated {path} to the course's new version (you had not edited it; run it again for its outputs)" for path in self.updated]
         out += [
-            f"course: the course has a newer {path}; your copy is kept. To get the new one, rename yours and open the course again."
+            f"course: updated {path} to the course's new version (you had not edited it; run it again for its outputs)"
+            for path in self.updated
+        ]
+        out += [
+            f"course: the course has a newer {path}; your copy is kept. "
+            "To get the new one, rename yours and open the course again."
             for path in self.kept
         ]
         return out
@@ -93,7 +97,10 @@ def _read_manifest(workspace: Path) -> dict[str, str]:
         manifest = json.loads((workspace / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in manifest.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(manifest, dict) else {}
+    return (
+        {k: v for k, v in manifest.items() if isinstance(k, str) and isinstance(v, str)}
+        if isinstance(manifest, dict) else {}
+    )
 
 
 def seed(course_root: Path, workspace: Path) -> SeedReport:
@@ -134,7 +141,9 @@ def seed(course_root: Path, workspace: Path) -> SeedReport:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ketamine_course.workspace COURSE_ROOT WORKSPACE``: seed the workspace and say what changed."""
-    parser = argparse.ArgumentParser(description="Copy the course's lessons and quizzes into your work folder, keeping your changes.")
+    parser = argparse.ArgumentParser(
+        description="Copy the course's lessons and quizzes into your work folder, keeping your changes."
+    )
     parser.add_argument("course_root", type=Path)
     parser.add_argument("workspace", type=Path)
     args = parser.parse_args(argv)

@@ -83,7 +83,8 @@ def _controllers(path: Path) -> set[str]:
 
 
 def _relative(path: str, mount_root: str) -> str:
-    """A path from ``/proc/self/cgroup`` relative to a mount whose root is ``mount_root`` (``/`` unless bind-mounted)."""
+    """A path from ``/proc/self/cgroup`` relative to a mount whose root is ``mount_root`` (``/`` unless
+    bind-mounted)."""
     if mount_root != "/" and (path == mount_root or path.startswith(mount_root.rstrip("/") + "/")):
         path = path[len(mount_root.rstrip("/")):] or "/"
     return path
@@ -178,8 +179,12 @@ def _v2_delegated(host: CgroupHost) -> CgroupPlan | None:
     own = host.v2_mount / host.v2_own.lstrip("/")
     if own.name == V2_GRADER_LEAF and WANTED <= _controllers(own.parent / "cgroup.subtree_control"):
         own = own.parent  # moved there earlier (a forked worker, or a second plan)
-        return CgroupPlan("v2", f"cgroup v2: each kernel in a cgroup of its own under {own} (a delegated subtree)", parent=own)
-    if host.v2_own == "/" or not all(os.access(own / name, os.W_OK) for name in ("", "cgroup.procs", "cgroup.subtree_control")):
+        return CgroupPlan(
+            "v2", f"cgroup v2: each kernel in a cgroup of its own under {own} (a delegated subtree)", parent=own
+        )
+    if host.v2_own == "/" or not all(
+        os.access(own / name, os.W_OK) for name in ("", "cgroup.procs", "cgroup.subtree_control")
+    ):
         return None
     if not WANTED <= _controllers(own / "cgroup.controllers"):
         return None
@@ -196,7 +201,9 @@ def _v2_delegated(host: CgroupHost) -> CgroupPlan | None:
         return None
     if not _write(leaf / "cgroup.procs", str(host.pid)) or not _enable(own, WANTED):
         return None
-    return CgroupPlan("v2", f"cgroup v2: each kernel in a cgroup of its own under {own} (a delegated subtree)", parent=own)
+    return CgroupPlan(
+        "v2", f"cgroup v2: each kernel in a cgroup of its own under {own} (a delegated subtree)", parent=own
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -206,7 +213,10 @@ def _systemd_user_scopes() -> bool:
         return False
     try:
         tried = subprocess.run(
-            ["systemd-run", "--user", "--scope", "--quiet", "--collect", "-p", "MemoryMax=64M", "-p", "TasksMax=8", "--", "true"],
+            [
+                "systemd-run", "--user", "--scope", "--quiet", "--collect", "-p", "MemoryMax=64M", "-p", "TasksMax=8",
+                "--", "true",
+            ],
             capture_output=True, timeout=20, check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
@@ -222,17 +232,25 @@ def plan_for(host: CgroupHost) -> CgroupPlan:
         if found:
             return found
         if not host.root and _systemd_user_scopes():
-            return CgroupPlan("systemd", "cgroup v2: each kernel in a transient systemd scope of this user's (MemoryMax, TasksMax)")
+            return CgroupPlan(
+                "systemd", "cgroup v2: each kernel in a transient systemd scope of this user's (MemoryMax, TasksMax)"
+            )
     writable = {c: f for c, f in host.v1.items() if f.is_dir() and os.access(f, os.W_OK)}
     if writable:
         names = " and ".join(sorted(writable))
-        return CgroupPlan("v1", f"cgroup v1: a {names} cgroup per kernel under " + ", ".join(str(f) for f in writable.values()), v1=writable)
+        return CgroupPlan(
+            "v1", f"cgroup v1: a {names} cgroup per kernel under " + ", ".join(str(f) for f in writable.values()),
+            v1=writable,
+        )
     if host.v2_mount is not None:
         why = ("cgroup v2 is mounted, but this grader may not make cgroups with memory and pids limits "
-               "(run as root, or start it in a delegated scope: systemd-run --user --scope -p Delegate=yes ketamine-grade ...)")
+               "(run as root, or start it in a delegated scope: "
+               "systemd-run --user --scope -p Delegate=yes ketamine-grade ...)")
     else:
         why = "no cgroups this grader may use"
-    return CgroupPlan("none", f"none: {why}; the watchdog stops a kernel above its memory, processes are counted per uid")
+    return CgroupPlan(
+        "none", f"none: {why}; the watchdog stops a kernel above its memory, processes are counted per uid"
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -297,7 +315,8 @@ def _kill_members(folder: Path) -> None:
 
 
 class V2KernelCgroup:
-    """A kernel's own cgroup v2 under ``parent``: memory (no swap, killed as a whole), pids; only the controllers ``parent`` hands down."""
+    """A kernel's own cgroup v2 under ``parent``: memory (no swap, killed as a whole), pids; only the controllers
+    ``parent`` hands down."""
 
     def __init__(self, parent: Path, name: str, memory_bytes: int, processes: int) -> None:
         self.folder = parent / name

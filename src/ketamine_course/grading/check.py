@@ -88,7 +88,9 @@ def _read_names(code: str) -> set[str]:
 
 def _wrong(solution: str) -> str:
     names = _defined_names(solution)
-    lines = [f"{name} = __import__('ketamine_course.grading.check', fromlist=['perturb']).perturb({name})" for name in names]
+    lines = [
+        f"{name} = __import__('ketamine_course.grading.check', fromlist=['perturb']).perturb({name})" for name in names
+    ]
     return solution + "\n" + "\n".join(lines)
 
 
@@ -104,7 +106,8 @@ class CheckLine:
 
 
 def recognises_wrong_values(visible: str) -> bool:
-    """True if a test cell's visible part names slips by the fingerprint of their wrong values (``check_number(..., slips=...)``).
+    """True if a test cell's visible part names slips by the fingerprint of their wrong values
+    (``check_number(..., slips=...)``).
 
     A student can try numbers against such a check until it names the slip,
     and a slip's wrong value is the answer times a known factor.
@@ -118,7 +121,11 @@ def recognises_wrong_values(visible: str) -> bool:
         tree = ast.parse(visible)
     except SyntaxError:
         return False
-    return any(isinstance(node, ast.Call) and any(k.arg == "slips" for k in node.keywords) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "check_number" for node in ast.walk(tree))
+    return any(
+        isinstance(node, ast.Call) and any(k.arg == "slips" for k in node.keywords)
+        and getattr(node.func, "id", getattr(node.func, "attr", "")) == "check_number"
+        for node in ast.walk(tree)
+    )
 
 
 def _meta(cell: Any) -> dict[str, Any]:
@@ -127,7 +134,8 @@ def _meta(cell: Any) -> dict[str, Any]:
 
 
 def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> list[CheckLine]:
-    """Grade the solution, a blank copy and one wrong answer per answer cell; say for each whether it scored as meant."""
+    """Grade the solution, a blank copy and one wrong answer per answer cell; say for each whether it scored as
+    meant."""
     import shutil
 
     import nbformat
@@ -147,23 +155,31 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
     if lines:
         return lines
     for cell in source.cells:
-        if _meta(cell).get("grade") and cell.cell_type == "code" and recognises_wrong_values(split_hidden(cell.source)[0]):
+        if (
+            _meta(cell).get("grade") and cell.cell_type == "code"
+            and recognises_wrong_values(split_hidden(cell.source)[0])
+        ):
             detail = (
-                "its visible check passes fingerprints of wrong values (slips=...), which a student could search by trying numbers; "
-                "they are ignored now: name the slip in the hidden test instead, grade_number(..., slips={...: wrong_value})"
+                "its visible check passes fingerprints of wrong values (slips=...), "
+                "which a student could search by trying numbers; "
+                "they are ignored now: name the slip in the hidden test instead, "
+                "grade_number(..., slips={...: wrong_value})"
             )
             lines.append(CheckLine(str(_meta(cell).get("grade_id")), 0.0, "no wrong value recognised", False, detail))
     solutions = {}
     for cell in source.cells:
         if _meta(cell).get("solution") and cell.cell_type == "code":
             solutions[_meta(cell)["grade_id"]] = "\n".join(
-                line for line in cell.source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+                line for line in cell.source.splitlines()
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
             )
     tests = {}
     for cell in source.cells:
         if _meta(cell).get("grade") and cell.cell_type == "code":
             visible, hidden = split_hidden(cell.source)
-            tests[_meta(cell)["grade_id"]] = (float(_meta(cell).get("points", 0)), _read_names(f"{visible}\n{hidden or ''}"))
+            tests[_meta(cell)["grade_id"]] = (
+                float(_meta(cell).get("points", 0)), _read_names(f"{visible}\n{hidden or ''}")
+            )
     with tempfile.TemporaryDirectory(prefix="ketamine-check-") as scratch:
         course = Path(scratch)
         db = f"sqlite:///{course / 'gradebook.db'}"
@@ -180,10 +196,18 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
                     cell.source = answers[_meta(cell)["grade_id"]]
             (course / "submitted" / name / quiz).mkdir(parents=True)
             nbformat.write(nb, course / "submitted" / name / quiz / f"{quiz}.ipynb")
-        results = {r.student_id: r for r in grade_class(course, quiz, list(copies), db_url=db, progress=None, sandbox=sandbox, config_root=root)}
+        results = {
+            r.student_id: r
+            for r in grade_class(
+                course, quiz, list(copies), db_url=db, progress=None, sandbox=sandbox, config_root=root
+            )
+        }
     full = sum(points for points, _ in tests.values())
     graded = results["solution"]
-    lines.append(CheckLine("solution", graded.score, f"{full:g} (full marks)", graded.score == full and not graded.error, graded.error or ""))
+    lines.append(CheckLine(
+        "solution", graded.score, f"{full:g} (full marks)", graded.score == full and not graded.error,
+        graded.error or "",
+    ))
     blank = results["blank"]
     lines.append(CheckLine("blank", blank.score, "0", blank.score == 0 and not blank.error, blank.error or ""))
     for answer_id, code in solutions.items():
@@ -192,9 +216,18 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
         lost = sum(tests[t][0] for t in reading)
         result = results[f"wrong-{answer_id}"]
         by_test = {q: score for q, (score, _) in result.questions.items()}
-        ok = bool(reading) and not result.error and all(by_test.get(t, 0) == 0 for t in reading) and result.score == full - lost
-        detail = result.error or ("" if ok else "no test cell reads what this answer defines" if not reading else ", ".join(f"{q} {by_test.get(q, 0):g}/{tests[q][0]:g}" for q in tests))
-        lines.append(CheckLine(f"{answer_id} wrong", result.score, f"{full - lost:g} (loses {', '.join(reading) or 'nothing'})", ok, detail))
+        ok = (
+            bool(reading) and not result.error and all(by_test.get(t, 0) == 0 for t in reading)
+            and result.score == full - lost
+        )
+        detail = result.error or (
+            "" if ok
+            else "no test cell reads what this answer defines" if not reading
+            else ", ".join(f"{q} {by_test.get(q, 0):g}/{tests[q][0]:g}" for q in tests)
+        )
+        lines.append(CheckLine(
+            f"{answer_id} wrong", result.score, f"{full - lost:g} (loses {', '.join(reading) or 'nothing'})", ok, detail
+        ))
     return lines
 
 
@@ -202,7 +235,10 @@ def check_text(quiz: str, lines: list[CheckLine]) -> str:
     """The author's check as a table."""
     rows = [f"Author's check of {quiz}:", f"  {'copy graded':<28}{'score':>8}  {'expected':<34}result"]
     for line in lines:
-        rows.append(f"  {line.copy:<28}{line.score:>8g}  {line.expected:<34}{'ok' if line.ok else 'PROBLEM'}{': ' + line.detail if line.detail else ''}")
+        rows.append(
+            f"  {line.copy:<28}{line.score:>8g}  {line.expected:<34}{'ok' if line.ok else 'PROBLEM'}"
+            f"{': ' + line.detail if line.detail else ''}"
+        )
     problems = sum(1 for line in lines if not line.ok)
     rows.append(f"  {'no problems' if not problems else f'{problems} problem(s)'}")
     return "\n".join(rows)

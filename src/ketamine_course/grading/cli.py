@@ -1,4 +1,5 @@
-"""The ``ketamine-grade`` command: grade your own quiz, grade a class, export grades for an LMS, regenerate the release versions."""
+"""The ``ketamine-grade`` command: grade your own quiz, grade a class, export grades for an LMS, regenerate the release
+versions."""
 
 from __future__ import annotations
 
@@ -54,10 +55,12 @@ def _class(args: argparse.Namespace) -> int:
 
     root = find_course_root(args.root)
     if args.quiz not in quizzes(root):
-        print(f"ketamine-grade: unknown quiz {args.quiz!r}; the quizzes in {root / 'source'} are {', '.join(quizzes(root))}", file=sys.stderr)
+        print(f"ketamine-grade: unknown quiz {args.quiz!r}; the quizzes in {root / 'source'} are "
+              f"{', '.join(quizzes(root))}", file=sys.stderr)
         return 2
     if args.unsandboxed:
-        print("ketamine-grade: WARNING: grading without isolation; students' code runs with your rights", file=sys.stderr)
+        print("ketamine-grade: WARNING: grading without isolation; students' code runs with your rights",
+              file=sys.stderr)
     exposed = exposed_to_others(root)
     if exposed:
         print(f"ketamine-grade: WARNING: {exposed}", file=sys.stderr)
@@ -66,16 +69,19 @@ def _class(args: argparse.Namespace) -> int:
         print(f"ketamine-grade: note: --jobs {args.jobs} is more than the {cores} core(s) this command may use; "
               f"it will not be faster than --jobs {cores} and needs more memory", file=sys.stderr)
     try:
-        results = grade_class(root, args.quiz, students=sorted(set(args.student)) if args.student else None, progress=_progress, sandbox=False if args.unsandboxed else None,
+        results = grade_class(root, args.quiz, students=sorted(set(args.student)) if args.student else None,
+                              progress=_progress, sandbox=False if args.unsandboxed else None,
                               only_changed=args.changed, jobs=args.jobs)
     except (SandboxUnavailable, QuizNotInGradebook) as error:
         print(f"ketamine-grade: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ketamine-grade: stopped; grades recorded so far are in the gradebook (run again with --changed to go on)", file=sys.stderr)
+        print("ketamine-grade: stopped; grades recorded so far are in the gradebook "
+              "(run again with --changed to go on)", file=sys.stderr)
         return 130
     if not results:
-        print(f"nothing to grade: no {'new or changed ' if args.changed else ''}submission of {args.quiz} under {root / 'submitted'}")
+        print(f"nothing to grade: no {'new or changed ' if args.changed else ''}submission of {args.quiz} "
+              f"under {root / 'submitted'}")
         return 0
     print(summary_table(results))
     print(tamper_text(results))
@@ -111,7 +117,8 @@ def _export(args: argparse.Namespace) -> int:
     root = find_course_root(args.root)
     config = grading_config(root)
     try:
-        written, held = export_files(config.CourseDirectory.db_url, config.CourseDirectory.course_id, args.out, args.quiz or None, args.section)
+        written, held = export_files(config.CourseDirectory.db_url, config.CourseDirectory.course_id, args.out,
+                                     args.quiz or None, args.section)
     except ValueError as error:
         print(f"ketamine-grade: {error}", file=sys.stderr)
         return 2
@@ -145,20 +152,33 @@ def main(argv: list[str] | None = None) -> int:
     klass = commands.add_parser("class", help="instructors: autograde every submission of a quiz in one process")
     klass.add_argument("quiz", help="any quiz in source/")
     klass.add_argument("--student", action="append", metavar="ID", help="grade only this student (repeatable)")
-    klass.add_argument("--changed", action="store_true", help="grade only submissions that are new or changed since they were last graded")
+    klass.add_argument("--changed", action="store_true",
+                       help="grade only submissions that are new or changed since they were last graded")
     klass.add_argument("--jobs", type=_jobs, default=1, metavar="N",
-                       help="grade N submissions at once, each in its own worker and sandbox (same grades; about N times faster on N cores; default 1)")
-    klass.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
-    klass.add_argument("--unsandboxed", action="store_true", help="DANGEROUS: run students' code with your rights (only if the sandbox cannot run here and you trust the code)")
-    check = commands.add_parser("check", help="authors: grade the solution, a blank copy and one wrong answer per question")
+                       help="grade N submissions at once, each in its own worker and sandbox "
+                       "(same grades; about N times faster on N cores; default 1)")
+    klass.add_argument("--root", type=Path, default=None,
+                       help="course folder (default: the one holding nbgrader_config.py)")
+    klass.add_argument("--unsandboxed", action="store_true",
+                       help="DANGEROUS: run students' code with your rights "
+                       "(only if the sandbox cannot run here and you trust the code)")
+    check = commands.add_parser("check",
+                                help="authors: grade the solution, a blank copy and one wrong answer per question")
     check.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
     check.add_argument("--unsandboxed", action="store_true", help="run without isolation (your own quiz's code only)")
-    export = commands.add_parser("export", help="instructors: grades for Canvas and Moodle (CSV, per quiz and per question, late penalties applied)")
-    export.add_argument("--quiz", action="append", metavar="QUIZ", help="export only this quiz (repeatable; default: every quiz in the gradebook)")
-    export.add_argument("--out", type=Path, default=Path("grades"), help="folder for canvas.csv, canvas_questions.csv, moodle.csv, moodle_questions.csv (default: grades/)")
-    export.add_argument("--section", default="", help="Canvas section name to write in the Section column (default: blank)")
-    export.add_argument("--root", type=Path, default=None, help="course folder (default: the one holding nbgrader_config.py)")
-    commands.add_parser("doctor", help="what this machine gives the grader: Python, where things live, the sandbox, the limits")
+    export = commands.add_parser("export", help="instructors: grades for Canvas and Moodle "
+                                 "(CSV, per quiz and per question, late penalties applied)")
+    export.add_argument("--quiz", action="append", metavar="QUIZ",
+                        help="export only this quiz (repeatable; default: every quiz in the gradebook)")
+    export.add_argument("--out", type=Path, default=Path("grades"),
+                        help="folder for canvas.csv, canvas_questions.csv, moodle.csv, moodle_questions.csv "
+                        "(default: grades/)")
+    export.add_argument("--section", default="",
+                        help="Canvas section name to write in the Section column (default: blank)")
+    export.add_argument("--root", type=Path, default=None,
+                        help="course folder (default: the one holding nbgrader_config.py)")
+    commands.add_parser("doctor",
+                        help="what this machine gives the grader: Python, where things live, the sandbox, the limits")
     release = commands.add_parser("release", help="maintainers: regenerate release/ from source/")
     release.add_argument("quizzes", nargs="*", metavar="QUIZ", help="default: all")
     args = parser.parse_args(argv)

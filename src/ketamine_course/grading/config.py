@@ -17,12 +17,13 @@ from typing import Any
 from traitlets.config import Config
 
 __all__ = [
-    "COURSE_ID", "DEFAULT_EXCHANGE", "exchange_root", "autograde_preprocessors", "sanitize_preprocessors", "feedback_preprocessors",
-    "apply_pipeline", "load_course_config", "grading_config",
+    "COURSE_ID", "DEFAULT_EXCHANGE", "exchange_root", "autograde_preprocessors", "sanitize_preprocessors",
+    "feedback_preprocessors", "apply_pipeline", "load_course_config", "grading_config",
 ]
 
 COURSE_ID = "ketamine-course"
-"""nbgrader's course id, the one place that names it: ``nbgrader_config.py``, the hub's student configuration and the tests import it."""
+"""nbgrader's course id, the one place that names it: ``nbgrader_config.py``, the hub's student configuration and the
+tests import it."""
 DEFAULT_EXCHANGE = "/srv/nbgrader/exchange"
 """nbgrader's own default exchange, which an administrator makes once (README.md, Instructors)."""
 
@@ -37,16 +38,20 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 
 def sanitize_preprocessors() -> list[Any]:
-    """Before execution: tamper report (on the raw submission), repairs, nbgrader's restoring, hidden regions swapped out."""
+    """Before execution: tamper report (on the raw submission), repairs, nbgrader's restoring, hidden regions swapped
+    out."""
     from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, OverwriteCells, OverwriteKernelspec
 
     from .adapters.preprocessors import RecordAnswers, RepairCells, ReportTampering
 
-    return [ReportTampering, RepairCells, ClearOutput, OverwriteKernelspec, OverwriteCells, RecordAnswers, CheckCellMetadata]
+    return [
+        ReportTampering, RepairCells, ClearOutput, OverwriteKernelspec, OverwriteCells, RecordAnswers, CheckCellMetadata
+    ]
 
 
 def autograde_preprocessors() -> list[Any]:
-    """Execution in the cage, judging in the grader (its verdicts are the scores), tampering flagged for review, then the graded notebook made inert."""
+    """Execution in the cage, judging in the grader (its verdicts are the scores), tampering flagged for review, then
+    the graded notebook made inert."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
@@ -58,7 +63,10 @@ def autograde_preprocessors() -> list[Any]:
     from .adapters.execute import BoundedExecute
     from .adapters.preprocessors import FlagTampering, JudgeAnswers, SanitizeNotebook, SaveJudgedGrades
 
-    return [BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveJudgedGrades, AssignLatePenalties, FlagTampering, SanitizeNotebook, CheckCellMetadata]
+    return [
+        BoundedExecute, JudgeAnswers, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveJudgedGrades,
+        AssignLatePenalties, FlagTampering, SanitizeNotebook, CheckCellMetadata,
+    ]
 
 
 def feedback_preprocessors() -> list[Any]:
@@ -111,12 +119,14 @@ def _add_judgeable_check(c: Config) -> None:
     current = generate_assignment_steps(c.GenerateAssignment)
     if CheckJudgeable not in current:
         names = [getattr(p, "__name__", str(p)) for p in current]
-        at = names.index("InstantiateTests") + 1 if "InstantiateTests" in names else 0  # after AUTOTEST lines become tests
+        # after AUTOTEST lines become tests
+        at = names.index("InstantiateTests") + 1 if "InstantiateTests" in names else 0
         c.GenerateAssignment.preprocessors = [*current[:at], CheckJudgeable, *current[at:]]
 
 
 def load_course_config(course_root: Path | None) -> Config:
-    """What nbgrader itself would load: the user's ``nbgrader_config`` files, then ``<course_root>/nbgrader_config.py``."""
+    """What nbgrader itself would load: the user's ``nbgrader_config`` files, then
+    ``<course_root>/nbgrader_config.py``."""
     from jupyter_core.paths import jupyter_config_path
     from traitlets.config.loader import PyFileConfigLoader
 

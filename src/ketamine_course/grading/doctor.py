@@ -1,4 +1,5 @@
-"""``ketamine-grade doctor``: what this machine gives the grader, in words: Python, where things live, the sandbox, the limits.
+"""``ketamine-grade doctor``: what this machine gives the grader, in words: Python, where things live, the sandbox, the
+limits.
 
 Each line is a :class:`Finding`; a finding that is not ``ok`` says what to do.
 Class grading refuses to run where the sandbox finding is not ok (unless the
@@ -52,7 +53,11 @@ def _package() -> list[Finding]:
     template = TEMPLATES / "feedback" / "feedback_safe.html.j2"
     found = [Finding("Package", f"{package} — {how}")]
     found.append(Finding("Data", f"{data.data_dir()} ({len(tables)} tables)", bool(tables)))
-    found.append(Finding("Feedback page", str(template) if template.is_file() else f"{template} is missing: reinstall the course package", template.is_file()))
+    found.append(Finding(
+        "Feedback page",
+        str(template) if template.is_file() else f"{template} is missing: reinstall the course package",
+        template.is_file(),
+    ))
     return found
 
 
@@ -97,7 +102,10 @@ def _sandbox() -> list[Finding]:
     except SandboxUnavailable as problem:
         found.append(Finding("Sandbox", str(problem), False))
     else:
-        who = "each kernel as an unprivileged uid of its own (root)" if os.geteuid() == 0 else "each kernel in a user namespace (no root needed)"
+        who = (
+            "each kernel as an unprivileged uid of its own (root)" if os.geteuid() == 0
+            else "each kernel in a user namespace (no root needed)"
+        )
         found.append(Finding("Sandbox", f"{version or 'bubblewrap'} at {bwrap}: a cage starts here; {who}"))
     found.append(Finding("Limits", describe()))
     return found

@@ -123,7 +123,10 @@ def _grade_columns(quizzes: Sequence[QuizColumns], per_question: bool) -> list[t
     """(column name, question or None for the whole quiz, maximum points) in file order."""
     if not per_question:
         return [(q.name, None, q.max_points) for q in quizzes]
-    return [(_question_column(q.name, question), question, maximum) for q in quizzes for question, maximum in q.question_max_points.items()]
+    return [
+        (_question_column(q.name, question), question, maximum)
+        for q in quizzes for question, maximum in q.question_max_points.items()
+    ]
 
 
 def _grade_cells(student: StudentScores, quizzes: Sequence[QuizColumns], per_question: bool) -> list[str]:
@@ -152,7 +155,9 @@ def _canvas_name(student: StudentScores) -> str:
     return student.last_name or student.first_name or student.student_id
 
 
-def canvas_csv(students: Sequence[StudentScores], quizzes: Sequence[QuizColumns], per_question: bool = False, section: str = "") -> str:
+def canvas_csv(
+    students: Sequence[StudentScores], quizzes: Sequence[QuizColumns], per_question: bool = False, section: str = ""
+) -> str:
     """The Canvas gradebook-import CSV: identity columns, a Points Possible row, one row per student."""
     columns = _grade_columns(quizzes, per_question)
     header = [*CANVAS_ID_COLUMNS, *(name for name, _, _ in columns)]
@@ -174,8 +179,11 @@ def moodle_csv(students: Sequence[StudentScores], quizzes: Sequence[QuizColumns]
     return _write(rows)
 
 
-def read_gradebook(db_url: str, course_id: str, quiz_names: Sequence[str] | None = None) -> tuple[list[StudentScores], list[QuizColumns]]:
-    """Every student and every (or the named) released quiz in the gradebook, with raw points, penalties and question points."""
+def read_gradebook(
+    db_url: str, course_id: str, quiz_names: Sequence[str] | None = None
+) -> tuple[list[StudentScores], list[QuizColumns]]:
+    """Every student and every (or the named) released quiz in the gradebook, with raw points, penalties and question
+    points."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url, course_id) as gradebook:
@@ -186,7 +194,9 @@ def read_gradebook(db_url: str, course_id: str, quiz_names: Sequence[str] | None
         chosen = [a for a in gradebook.assignments if not quiz_names or a.name in quiz_names]
         quizzes = []
         for assignment in chosen:
-            questions = {cell.name: float(cell.max_score) for notebook in assignment.notebooks for cell in notebook.grade_cells}
+            questions = {
+                cell.name: float(cell.max_score) for notebook in assignment.notebooks for cell in notebook.grade_cells
+            }
             quizzes.append(QuizColumns(assignment.name, float(assignment.max_score), questions))
         students = []
         for student in gradebook.students:
@@ -196,11 +206,19 @@ def read_gradebook(db_url: str, course_id: str, quiz_names: Sequence[str] | None
                     submission = gradebook.find_submission(quiz.name, student.id)
                 except MissingEntry:
                     continue
-                by_question = {grade.name: float(grade.score or 0.0) for notebook in submission.notebooks for grade in notebook.grades}
+                by_question = {
+                    grade.name: float(grade.score or 0.0)
+                    for notebook in submission.notebooks for grade in notebook.grades
+                }
                 held = bool(submission.needs_manual_grade) or any(notebook.flagged for notebook in submission.notebooks)
-                scores[quiz.name] = QuizScore(float(submission.score), float(submission.late_submission_penalty or 0.0), by_question, held)
+                scores[quiz.name] = QuizScore(
+                    float(submission.score), float(submission.late_submission_penalty or 0.0), by_question, held
+                )
             students.append(
-                StudentScores(student.id, student.first_name or "", student.last_name or "", student.email or "", student.lms_user_id or "", scores)
+                StudentScores(
+                    student.id, student.first_name or "", student.last_name or "", student.email or "",
+                    student.lms_user_id or "", scores,
+                )
             )
     return students, quizzes
 

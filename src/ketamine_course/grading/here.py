@@ -41,7 +41,9 @@ def _this_notebook() -> Path:
         session = None
     session = session or os.environ.get("JPY_SESSION_NAME")
     if not session:
-        raise FileNotFoundError("this is not a notebook open in JupyterLab; grade from a terminal with: ./course grade QUIZ")
+        raise FileNotFoundError(
+            "this is not a notebook open in JupyterLab; grade from a terminal with: ./course grade QUIZ"
+        )
     path = Path(session)
     return path if path.is_absolute() else Path.cwd() / path.name
 
@@ -105,17 +107,22 @@ def _render(result: Any) -> str:
         last = message[-1] if message else ""
         mark = "✓" if score == points else "✗"
         rows.append(
-            f"<tr><td>{html.escape(grade_id.split('_')[0])}</td><td>{mark} {score:g} / {points:g}</td><td>{html.escape(last)}</td></tr>"
+            f"<tr><td>{html.escape(grade_id.split('_')[0])}</td><td>{mark} {score:g} / {points:g}</td>"
+            f"<td>{html.escape(last)}</td></tr>"
         )
     note = ""
     if not result.sandboxed:
         from .sandbox import why_unsandboxed
 
         note = f"<p>Graded without the sandbox ({html.escape(why_unsandboxed())}); it ran only your own code.</p>"
-    flagged = "".join(f"<li>{html.escape(f.grade_id)}: {html.escape(f.problem)} ({html.escape(f.detail)})</li>" for f in grade.tampering)
+    flagged = "".join(
+        f"<li>{html.escape(f.grade_id)}: {html.escape(f.problem)} ({html.escape(f.detail)})</li>"
+        for f in grade.tampering
+    )
     return (
         f"<div class='ketamine-grade'><h3>Your score: {grade.score:g} / {grade.max_score:g}</h3>"
         f"<table><thead><tr><th>question</th><th>points</th><th>feedback</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"{note}{'<p>Notes:</p><ul>' + flagged + '</ul>' if flagged else ''}"
-        f"<p>Graded from the saved file in {grade.seconds:.1f} s. The full feedback page: feedback/{html.escape(result.feedback_html.name)}</p></div>"
+        f"<p>Graded from the saved file in {grade.seconds:.1f} s. "
+        f"The full feedback page: feedback/{html.escape(result.feedback_html.name)}</p></div>"
     )

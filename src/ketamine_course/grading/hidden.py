@@ -75,11 +75,13 @@ HIDDEN_FILENAME = "<hidden test>"
 MAX_CALLS = 500
 """Calls of the student's functions one hidden test may make."""
 MODULES = frozenset({
-    "numpy", "numpy.testing", "pandas", "pandas.testing", "math", "statistics", "scipy", "scipy.stats", "cmath", "fractions",
-    "decimal", "re", "string", "ketamine_course", "ketamine_course.data", "ketamine_course.dosing", "ketamine_course.pk",
-    "ketamine_course.receptor", "ketamine_course.evidence", "ketamine_course.quiz", "ketamine_course.quiz.checks",
+    "numpy", "numpy.testing", "pandas", "pandas.testing", "math", "statistics", "scipy", "scipy.stats", "cmath",
+    "fractions", "decimal", "re", "string", "ketamine_course", "ketamine_course.data", "ketamine_course.dosing",
+    "ketamine_course.pk", "ketamine_course.receptor", "ketamine_course.evidence", "ketamine_course.quiz",
+    "ketamine_course.quiz.checks",
 })
-"""Modules a hidden test may use by the name the student's notebook gives them: exactly these (the grader imports its own copy).
+"""Modules a hidden test may use by the name the student's notebook gives them: exactly these (the grader imports its
+own copy).
 
 A module crosses from the kernel as a name only; the grader looks the name up
 in this set and imports the set's own string, so no name the kernel sends is
@@ -160,16 +162,28 @@ def check_judgeable(grade_id: str, source: str) -> None:
     try:
         ast.parse(hidden)
     except SyntaxError as error:
-        raise ValueError(f"cell {grade_id}: its hidden tests are not valid Python ({error.msg}, line {error.lineno})") from None
+        raise ValueError(
+            f"cell {grade_id}: its hidden tests are not valid Python ({error.msg}, line {error.lineno})"
+        ) from None
     tree = ast.parse(hidden)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Global, ast.Nonlocal)):
-            raise ValueError(f"cell {grade_id}: hidden tests cannot rebind the student's names (global/nonlocal); supported: reading the student's values and calling their functions")
-        if isinstance(node, ast.Name) and node.id in ("globals", "locals", "vars", "get_ipython", "exec", "eval", "__import__") and isinstance(node.ctx, ast.Load):
             raise ValueError(
-                f"cell {grade_id}: hidden tests cannot use {node.id}(): they run in the grader, not in the student's kernel; "
-                "supported: asserts and comparisons on the student's values (numbers, strings, lists, tuples, dicts, sets, NumPy arrays, pandas objects), "
-                "calls of the student's functions, helpers defined in the visible part of the cell, a last expression giving partial credit"
+                f"cell {grade_id}: hidden tests cannot rebind the student's names (global/nonlocal); "
+                "supported: reading the student's values and calling their functions"
+            )
+        if (
+            isinstance(node, ast.Name)
+            and node.id in ("globals", "locals", "vars", "get_ipython", "exec", "eval", "__import__")
+            and isinstance(node.ctx, ast.Load)
+        ):
+            raise ValueError(
+                f"cell {grade_id}: hidden tests cannot use {node.id}(): "
+                "they run in the grader, not in the student's kernel; "
+                "supported: asserts and comparisons on the student's values "
+                "(numbers, strings, lists, tuples, dicts, sets, NumPy arrays, pandas objects), "
+                "calls of the student's functions, helpers defined in the visible part of the cell, "
+                "a last expression giving partial credit"
             )
     after = source.partition(END_HIDDEN)[2].strip()
     if after:
@@ -177,8 +191,14 @@ def check_judgeable(grade_id: str, source: str) -> None:
             ast.parse(after)
         except SyntaxError:
             return
-        if any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in _bound_names(tree) for n in ast.walk(ast.parse(after))):
-            raise ValueError(f"cell {grade_id}: code after {END_HIDDEN} uses names the hidden tests define; move it inside the hidden region")
+        if any(
+            isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in _bound_names(tree)
+            for n in ast.walk(ast.parse(after))
+        ):
+            raise ValueError(
+                f"cell {grade_id}: code after {END_HIDDEN} uses names the hidden tests define; "
+                "move it inside the hidden region"
+            )
 
 
 # --------------------------------------------------------------------------
@@ -236,7 +256,8 @@ def _value(name: str, encoded: Any, calls: KernelCalls | None) -> Any:
     if isinstance(encoded, dict) and encoded.get("type") == "callable":
         return KernelFunction(name, calls) if calls is not None else Unsupported("function")
     if isinstance(encoded, dict) and encoded.get("type") == "module":
-        known = {name: name for name in MODULES}.get(str(encoded.get("name", "")))  # the set's own string, never the kernel's
+        # the set's own string, never the kernel's
+        known = {name: name for name in MODULES}.get(str(encoded.get("name", "")))
         if known is None:
             return Unsupported("module")
         try:
@@ -268,16 +289,22 @@ def _assertion_message(error: AssertionError) -> str:
         origin = origin.tb_next
     module = origin.tb_frame.f_globals.get("__name__", "") if origin is not None else ""
     where = f" in {module.split('.')[0]}" if module and module != "__hidden_test__" else ""
-    return f"✗ a hidden test failed: the values it compared differ (an assertion{where}; its details are not shown, as they hold the expected value)"
+    return (
+        f"✗ a hidden test failed: the values it compared differ (an assertion{where}; "
+        "its details are not shown, as they hold the expected value)"
+    )
 
 
-def judge_hidden(hidden: str, record: dict[str, Any], visible: str = "", calls: KernelCalls | None = None) -> list[NotebookNode]:
+def judge_hidden(
+    hidden: str, record: dict[str, Any], visible: str = "", calls: KernelCalls | None = None
+) -> list[NotebookNode]:
     """Run a hidden region in the grader against a record: the outputs nbgrader would have seen from it."""
     namespace = _grader_namespace()
     exec(compile(_visible_definitions(visible), "<visible part>", "exec"), namespace)  # noqa: S102 - instructor's code
     values = record.get("values")
     values = values if isinstance(values, dict) else {}  # a forged record may hold anything
-    for name in kernel_inputs(hidden, visible):  # only the names the hidden code reads: never a builtin or the grader's own
+    # only the names the hidden code reads: never a builtin or the grader's own
+    for name in kernel_inputs(hidden, visible):
         namespace[name] = _value(name, values.get(name, {"type": "missing"}), calls)
     tree = ast.parse(hidden)
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
@@ -297,19 +324,30 @@ def judge_hidden(hidden: str, record: dict[str, Any], visible: str = "", calls: 
     except AssertionError as error:
         outputs.append(_error("AssertionError", _assertion_message(error)))
     except Exception as error:  # the hidden test could not use the answer: no credit, and the kind of problem
-        outputs.append(_error(type(error).__name__, f"✗ a hidden test could not use your answer ({type(error).__name__}); check it has the form the question asks for"))
+        outputs.append(_error(
+            type(error).__name__,
+            f"✗ a hidden test could not use your answer ({type(error).__name__}); "
+            "check it has the form the question asks for",
+        ))
     if calls is not None:
         outputs = calls.outputs + outputs
     text = printed.getvalue()
     if text:
-        outputs.insert(len(calls.outputs) if calls is not None else 0, nbformat.v4.new_output("stream", name="stdout", text=text))
+        outputs.insert(
+            len(calls.outputs) if calls is not None else 0, nbformat.v4.new_output("stream", name="stdout", text=text)
+        )
     if not any(o.output_type == "error" for o in outputs) and result is not None:
-        outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": repr(result)}, execution_count=None))
+        outputs.append(
+            nbformat.v4.new_output("execute_result", data={"text/plain": repr(result)}, execution_count=None)
+        )
     return outputs
 
 
-def _records(outputs: list[NotebookNode], grade_id: str, call: int | None = None) -> tuple[list[dict[str, Any]], list[str], list[NotebookNode]]:
-    """Pull this cell's record lines (or one call's) out of its stdout: (records, reasons lines were refused, other outputs)."""
+def _records(
+    outputs: list[NotebookNode], grade_id: str, call: int | None = None
+) -> tuple[list[dict[str, Any]], list[str], list[NotebookNode]]:
+    """Pull this cell's record lines (or one call's) out of its stdout: (records, reasons lines were refused, other
+    outputs)."""
     records: list[dict[str, Any]] = []
     refused: list[str] = []
     kept: list[NotebookNode] = []
@@ -342,7 +380,8 @@ def _explain(outputs: list[NotebookNode]) -> list[NotebookNode]:
     if wrote_stderr and not failed:
         return [nbformat.v4.new_output(
             "stream", name="stdout",
-            text="✗ your code wrote to stderr while it was tested (a warning?): nbgrader gives no credit for a test cell with "
+            text="✗ your code wrote to stderr while it was tested (a warning?): "
+            "nbgrader gives no credit for a test cell with "
             "error output, so this question scores 0 and is flagged for your instructor to review\n",
         )]
     if not failed:
@@ -351,7 +390,8 @@ def _explain(outputs: list[NotebookNode]) -> list[NotebookNode]:
 
 
 def inert(outputs: list[NotebookNode]) -> list[NotebookNode]:
-    """The kernel's outputs of a test cell, with every ``execute_result`` made a plain display: never read as partial credit."""
+    """The kernel's outputs of a test cell, with every ``execute_result`` made a plain display: never read as partial
+    credit."""
     kept = []
     for output in outputs:
         if output.get("output_type") == "execute_result":
@@ -361,9 +401,11 @@ def inert(outputs: list[NotebookNode]) -> list[NotebookNode]:
 
 
 def judge_cell(
-    cell: NotebookNode, grade_id: str, visible: str, hidden: str, run_in_kernel: Callable[[str], list[NotebookNode]] | None,
+    cell: NotebookNode, grade_id: str, visible: str, hidden: str,
+    run_in_kernel: Callable[[str], list[NotebookNode]] | None,
 ) -> bool:
-    """Judge an executed test cell's hidden region in place (its outputs become what nbgrader scores); True when its code wrote to stderr during a passing test.
+    """Judge an executed test cell's hidden region in place (its outputs become what nbgrader scores); True when its
+    code wrote to stderr during a passing test.
 
     The cell's score is then nbgrader's rule applied to these outputs
     (:func:`ketamine_course.grading.adapters.preprocessors.verdict`).
@@ -374,12 +416,16 @@ def judge_cell(
         cell.outputs = outputs  # the visible part failed: the hidden tests never ran (as in nbgrader)
     elif len(records) != 1:
         reason = refused[0] if refused else "did the cell run to the end?"
-        cell.outputs = outputs + [_error("QuizCheckFailed", f"✗ no answer could be read for the hidden tests ({reason})")]
+        cell.outputs = outputs + [
+            _error("QuizCheckFailed", f"✗ no answer could be read for the hidden tests ({reason})")
+        ]
     else:
         calls = KernelCalls(grade_id, run_in_kernel) if run_in_kernel is not None else None
         judged = judge_hidden(hidden, records[0], visible, calls)
-        partial = [o for o in judged if o.get("output_type") == "execute_result"]  # the judge's own: the hidden test's last value
-        rest = inert([o for o in judged if o.get("output_type") != "execute_result"])  # what the student's functions printed
+        # the judge's own: the hidden test's last value
+        partial = [o for o in judged if o.get("output_type") == "execute_result"]
+        # what the student's functions printed
+        rest = inert([o for o in judged if o.get("output_type") != "execute_result"])
         note = _explain(outputs + rest) if not partial else []
         cell.outputs = outputs + rest + note + partial
         stderr = bool(note) and "stderr" in note[0].get("text", "")

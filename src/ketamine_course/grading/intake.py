@@ -113,15 +113,22 @@ def newest_change(folder: Path, max_entries: int = Limits.max_submission_files +
     return datetime.datetime.fromtimestamp(newest, datetime.UTC).replace(tzinfo=None)
 
 
-def check_tree(folder: Path, *, max_notebook_bytes: int = Limits.max_notebook_bytes, max_total_bytes: int = Limits.max_submission_bytes, max_files: int = Limits.max_submission_files) -> int:
-    """Check a submission folder without following links; return its size in bytes or raise :class:`SubmissionRefused`.
+def check_tree(
+    folder: Path, *, max_notebook_bytes: int = Limits.max_notebook_bytes,
+    max_total_bytes: int = Limits.max_submission_bytes, max_files: int = Limits.max_submission_files,
+) -> int:
+    """Check a submission folder without following links; return its size in bytes or raise
+    :class:`SubmissionRefused`.
 
     The walk is iterative and bounded (depth, entries): a folder nested a
     thousand deep is refused, it cannot exhaust the grader's stack.
     """
     top = os.lstat(folder)
     if not stat.S_ISDIR(top.st_mode):
-        raise SubmissionRefused(f"{folder.name} is {'a link' if stat.S_ISLNK(top.st_mode) else 'not a folder'}; only plain folders are accepted")
+        raise SubmissionRefused(
+            f"{folder.name} is {'a link' if stat.S_ISLNK(top.st_mode) else 'not a folder'}; "
+            "only plain folders are accepted"
+        )
     total, count = 0, 0
     stack: list[tuple[Path, int]] = [(folder, 0)]
     while stack:
@@ -136,25 +143,42 @@ def check_tree(folder: Path, *, max_notebook_bytes: int = Limits.max_notebook_by
                 if count > max_files:
                     raise SubmissionRefused(f"the submission holds more than {max_files} files and folders")
                 if stat.S_ISLNK(info.st_mode):
-                    raise SubmissionRefused(f"{relative} is a symbolic link; submissions may hold only regular files and folders")
+                    raise SubmissionRefused(
+                        f"{relative} is a symbolic link; submissions may hold only regular files and folders"
+                    )
                 if stat.S_ISDIR(info.st_mode):
                     stack.append((Path(entry.path), depth + 1))
                     continue
                 if not stat.S_ISREG(info.st_mode):
-                    raise SubmissionRefused(f"{relative} is not a regular file or folder; submissions may hold only regular files and folders")
+                    raise SubmissionRefused(
+                        f"{relative} is not a regular file or folder; "
+                        "submissions may hold only regular files and folders"
+                    )
                 if info.st_nlink > 1:
-                    raise SubmissionRefused(f"{relative} is a hard link to another file; submissions may hold only their own files")
+                    raise SubmissionRefused(
+                        f"{relative} is a hard link to another file; submissions may hold only their own files"
+                    )
                 total += info.st_size
                 if depth == 0 and entry.name in SMALL_FILES and info.st_size > SMALL_FILES[entry.name]:
-                    raise SubmissionRefused(f"{relative} is {info.st_size} bytes; nbgrader writes at most {SMALL_FILES[entry.name]} there (ask the student to submit again with nbgrader submit)")
+                    raise SubmissionRefused(
+                        f"{relative} is {info.st_size} bytes; nbgrader writes at most {SMALL_FILES[entry.name]} there "
+                        "(ask the student to submit again with nbgrader submit)"
+                    )
                 if entry.name.endswith(".ipynb") and info.st_size > max_notebook_bytes:
-                    raise SubmissionRefused(f"{relative} is {info.st_size / 1024**2:.1f} MB; notebooks above {max_notebook_bytes / 1024**2:g} MB are not graded (clear large outputs and submit again)")
+                    raise SubmissionRefused(
+                        f"{relative} is {info.st_size / 1024**2:.1f} MB; "
+                        f"notebooks above {max_notebook_bytes / 1024**2:g} MB are not graded "
+                        "(clear large outputs and submit again)"
+                    )
                 if total > max_total_bytes:
                     raise SubmissionRefused(f"the submission holds more than {max_total_bytes / 1024**2:g} MB")
     return total
 
 
-def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_notebook_bytes: int = Limits.max_notebook_bytes, max_total_bytes: int = Limits.max_submission_bytes, max_files: int = Limits.max_submission_files) -> int:
+def safe_copy_tree(
+    src: Path, dest: Path, *, ignore: Iterable[str] = (), max_notebook_bytes: int = Limits.max_notebook_bytes,
+    max_total_bytes: int = Limits.max_submission_bytes, max_files: int = Limits.max_submission_files,
+) -> int:
     """Copy a folder the student may still be changing, never following a link: return the bytes copied.
 
     Every folder and file is opened relative to its parent's descriptor with
@@ -185,7 +209,9 @@ def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_not
             try:
                 fd = os.open(entry, flags | os.O_NONBLOCK, dir_fd=dir_fd)
             except OSError:
-                raise SubmissionRefused(f"{where} is a symbolic link or cannot be read; submissions may hold only regular files and folders") from None
+                raise SubmissionRefused(
+                    f"{where} is a symbolic link or cannot be read; submissions may hold only regular files and folders"
+                ) from None
             try:
                 info = os.fstat(fd)
                 if stat.S_ISDIR(info.st_mode):
@@ -193,13 +219,17 @@ def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_not
                 elif stat.S_ISREG(info.st_mode):
                     copy_file(fd, info, target / entry, where)
                 else:
-                    raise SubmissionRefused(f"{where} is not a regular file or folder; submissions may hold only regular files and folders")
+                    raise SubmissionRefused(
+                        f"{where} is not a regular file or folder; submissions may hold only regular files and folders"
+                    )
             finally:
                 os.close(fd)
 
     def copy_file(fd: int, info: os.stat_result, target: Path, where: Path) -> None:
         if info.st_nlink > 1:
-            raise SubmissionRefused(f"{where} is a hard link to another file; submissions may hold only their own files")
+            raise SubmissionRefused(
+                f"{where} is a hard link to another file; submissions may hold only their own files"
+            )
         budget["files"] += 1
         if budget["files"] > max_files:
             raise SubmissionRefused(f"the submission holds more than {max_files} files and folders")
@@ -210,7 +240,11 @@ def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_not
                 size += len(chunk)
                 budget["bytes"] += len(chunk)
                 if size > limit:
-                    raise SubmissionRefused(f"{where} is larger than {limit / 1024**2:g} MB; notebooks above {max_notebook_bytes / 1024**2:g} MB are not graded (clear large outputs and submit again)")
+                    raise SubmissionRefused(
+                        f"{where} is larger than {limit / 1024**2:g} MB; "
+                        f"notebooks above {max_notebook_bytes / 1024**2:g} MB are not graded "
+                        "(clear large outputs and submit again)"
+                    )
                 if budget["bytes"] > max_total_bytes:
                     raise SubmissionRefused(f"the submission holds more than {max_total_bytes / 1024**2:g} MB")
                 out.write(chunk)
@@ -219,7 +253,9 @@ def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_not
     try:
         top = os.open(src, flags | os.O_DIRECTORY)
     except OSError:
-        raise SubmissionRefused(f"{Path(src).name} is a symbolic link or not a folder; only plain folders are accepted") from None
+        raise SubmissionRefused(
+            f"{Path(src).name} is a symbolic link or not a folder; only plain folders are accepted"
+        ) from None
     try:
         copy_dir(top, Path(dest), Path("."))
     except BaseException:
@@ -231,7 +267,8 @@ def safe_copy_tree(src: Path, dest: Path, *, ignore: Iterable[str] = (), max_not
 
 
 def configured_limits(config: Any) -> dict[str, int]:
-    """The submission-size limits a grading configuration sets (``c.BoundedExecute.max_*``), the defaults where it sets none."""
+    """The submission-size limits a grading configuration sets (``c.BoundedExecute.max_*``), the defaults where it sets
+    none."""
     section = config.get("BoundedExecute", {}) if config is not None else {}
     return {
         "max_notebook_bytes": int(section.get("max_notebook_bytes", Limits.max_notebook_bytes)),
@@ -247,7 +284,10 @@ def feedback_problem(folder: Path) -> str | None:
         try:
             info = os.lstat(path)
         except FileNotFoundError:
-            return f"its submission has no {name} (not submitted with nbgrader submit); give the student the feedback page by hand"
+            return (
+                f"its submission has no {name} (not submitted with nbgrader submit); "
+                "give the student the feedback page by hand"
+            )
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit or info.st_size == 0:
             return f"its {name} is not one nbgrader wrote; give the student the feedback page by hand"
     return None

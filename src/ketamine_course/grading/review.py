@@ -34,29 +34,39 @@ def reason_in_words(error: BaseException, quiz: str = "") -> str:
     name = type(error).__name__
     if isinstance(error, SubmissionRefused):
         text = str(error)
-        return text if any(word in text for word in ("ask ", "rename")) else f"{text}; ask the student to submit again without it"
+        return (
+            text if any(word in text for word in ("ask ", "rename"))
+            else f"{text}; ask the student to submit again without it"
+        )
     if NO_NOTEBOOKS in str(error):
         expected = f"{quiz}.ipynb" if quiz else "the quiz's notebook name"
         return (f"the submission holds no notebook named {expected} (renamed, or another quiz's notebook); "
                 "rename it in submitted/ to that name and grade again")
     if name == "NotJSONError":
-        return "the notebook file is not valid JSON (damaged or not a notebook); ask the student to download the quiz again, redo it and resubmit"
+        return ("the notebook file is not valid JSON (damaged or not a notebook); "
+                "ask the student to download the quiz again, redo it and resubmit")
     if name == "ValidationError":
-        return "the notebook does not follow the notebook format (damaged); ask the student to resubmit a notebook saved by JupyterLab"
-    if name == "KernelStartFailed":  # the machine's problem, not the submission's (or a module of the student's shadowing one)
-        return (f"{printable(error, 1200)}; if that names a file of the submission (a module of the student's named like one "
+        return ("the notebook does not follow the notebook format (damaged); "
+                "ask the student to resubmit a notebook saved by JupyterLab")
+    # the machine's problem, not the submission's (or a module of the student's shadowing one)
+    if name == "KernelStartFailed":
+        return (f"{printable(error, 1200)}; if that names a file of the submission "
+                "(a module of the student's named like one "
                 "the kernel needs), ask the student to rename it; otherwise fix the grading machine; then grade again")
     if name in ("UnresponsiveKernelError", "DeadKernelError"):
         return "the student's kernel stopped responding and could not be stopped; grade this submission by hand"
     if NO_ASSIGNMENT in str(error):
-        return f"the gradebook does not know {quiz or 'this quiz'}; run 'nbgrader generate_assignment {quiz or 'QUIZ'}' first, then grade again"
+        return (f"the gradebook does not know {quiz or 'this quiz'}; "
+                f"run 'nbgrader generate_assignment {quiz or 'QUIZ'}' first, then grade again")
     if name == "MissingEntry":
-        return "the gradebook does not know this quiz or notebook; run 'ketamine-grade release' (or nbgrader generate_assignment) for it, then grade again"
+        return ("the gradebook does not know this quiz or notebook; "
+                "run 'ketamine-grade release' (or nbgrader generate_assignment) for it, then grade again")
     return f"grading failed ({name}: {printable(error, 200)})"
 
 
 def flag_for_review(db_url: str, course_id: str, quiz: str, student_id: str, reason: str) -> bool:
-    """Record a submission that could not be graded: flagged, every question needing manual grading, the reason as each answer's comment.
+    """Record a submission that could not be graded: flagged, every question needing manual grading, the reason as
+    each answer's comment.
 
     Earlier automatic scores of this submission are cleared: the gradebook must
     not show grades of a notebook that is no longer the one submitted. Returns

@@ -30,8 +30,8 @@ from .review import empty_submission_reason
 from .tamper import TamperFinding, read_report
 
 __all__ = [
-    "QUIZZES", "quizzes", "QuizNotInGradebook", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade", "generate_release", "find_course_root",
-    "summary_table", "tamper_text", "exposed_to_others",
+    "QUIZZES", "quizzes", "QuizNotInGradebook", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade",
+    "generate_release", "find_course_root", "summary_table", "tamper_text", "exposed_to_others",
 ]
 
 def quizzes(course_root: Path) -> list[str]:
@@ -41,7 +41,8 @@ def quizzes(course_root: Path) -> list[str]:
 
 
 def exposed_to_others(course_root: Path) -> str | None:
-    """A warning in words when other users of this machine can reach the course folder (its gradebook, solutions, submissions), else None."""
+    """A warning in words when other users of this machine can reach the course folder (its gradebook, solutions,
+    submissions), else None."""
     try:
         mode = os.stat(course_root).st_mode & 0o777
     except OSError:
@@ -49,7 +50,8 @@ def exposed_to_others(course_root: Path) -> str | None:
     if not mode & 0o007:
         return None
     return (f"other users of this machine can reach your course folder {course_root} (mode {mode:o}): the gradebook, "
-            f"source/ (solutions and hidden tests) and your students' submissions; make it yours alone: chmod 700 {course_root}")
+            f"source/ (solutions and hidden tests) and your students' submissions; "
+            f"make it yours alone: chmod 700 {course_root}")
 
 
 def find_course_root(start: Path | None = None) -> Path:
@@ -160,7 +162,9 @@ def _messages(autograded: Path) -> dict[str, str]:
 def _failure_reason(outcome: dict[str, Any]) -> str:
     """Why nbgrader could not grade a submission, in words (a refusal's own message where there is one)."""
     text = f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}"
-    named = re.findall(r"Not graded: [^:]+: (.+?)(?: \(flagged for review in the gradebook\))?$", text, flags=re.MULTILINE)
+    named = re.findall(
+        r"Not graded: [^:]+: (.+?)(?: \(flagged for review in the gradebook\))?$", text, flags=re.MULTILINE
+    )
     if named:  # said by the course's Autograde hooks (ketamine_course.grading.review)
         return named[-1].strip()
     refused = re.findall(r"SubmissionRefused: (.+)", text)
@@ -209,7 +213,8 @@ def grade_class(
     config = settings.config()
     if config.BoundedExecute.get("sandbox", True):
         require_sandbox()
-        current_plan()  # how kernels are limited, found before workers fork: a delegated cgroup's one-time move happens once
+        # how kernels are limited, found before workers fork: a delegated cgroup's one-time move happens once
+        current_plan()
     _require_quiz_in_gradebook(config, quiz)
     if students is None:
         students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{quiz}") if p.is_dir() or p.is_symlink())
@@ -247,7 +252,8 @@ def _require_quiz_in_gradebook(config: Any, quiz: str) -> None:
         except MissingEntry:
             raise QuizNotInGradebook(
                 f"the gradebook ({config.CourseDirectory.db_url.removeprefix('sqlite:///')}) does not know {quiz}; "
-                f"run 'nbgrader generate_assignment {quiz}' (or 'ketamine-grade release {quiz}') first, then grade again"
+                f"run 'nbgrader generate_assignment {quiz}' (or 'ketamine-grade release {quiz}') first, "
+                "then grade again"
             ) from None
 
 
@@ -263,7 +269,9 @@ class _Settings:
     config_root: Path | None
 
     def config(self) -> Any:
-        return grading_config(self.root, self.db_url, self.timeout_s, self.sandbox, self.notebook_timeout_s, config_root=self.config_root)
+        return grading_config(
+            self.root, self.db_url, self.timeout_s, self.sandbox, self.notebook_timeout_s, config_root=self.config_root
+        )
 
 
 def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) -> SubmissionGrade:
@@ -275,7 +283,8 @@ def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) ->
     folder = root / "submitted" / student_id / quiz
     if not os.path.lexists(folder):
         return SubmissionGrade(student_id, 0.0, 0.0, 0.0, needs_manual_grade=True,
-                               error=f"no submission: there is no folder submitted/{printable(student_id, 80)}/{quiz} (check the student id)")
+                               error=f"no submission: there is no folder submitted/{printable(student_id, 80)}/{quiz} "
+                               "(check the student id)")
     try:
         check_student_id(student_id)
         check_tree(folder, **configured_limits(config))
@@ -286,14 +295,17 @@ def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) ->
             outcome = api.autograde(quiz, student_id, force=True, create=True)
     except SubmissionRefused as reason:
         outcome = {"success": False, "error": f"SubmissionRefused: {reason}"}
-    if "[ERROR] Canceled" in str(outcome.get("log") or ""):  # nbgrader's word for Ctrl-C: stop, and record nothing against the student
+    # nbgrader's word for Ctrl-C: stop, and record nothing against the student
+    if "[ERROR] Canceled" in str(outcome.get("log") or ""):
         raise KeyboardInterrupt
     seconds = time.perf_counter() - start
     tampering = read_report(root, quiz, student_id) or []
     if outcome.get("success"):
         score, max_score, questions, manual = _read_grades(config, quiz, student_id)
         messages = _messages(root / "autograded" / student_id / quiz / f"{quiz}.ipynb")
-        return SubmissionGrade(student_id, score, max_score, seconds, questions, messages, tampering, manual or bool(tampering))
+        return SubmissionGrade(
+            student_id, score, max_score, seconds, questions, messages, tampering, manual or bool(tampering)
+        )
     error = _failure_reason(outcome)
     with _quiet_nbgrader():
         flag_for_review(config.CourseDirectory.db_url, config.CourseDirectory.course_id, quiz, student_id, error)
@@ -306,7 +318,8 @@ def _wait_for_lock(connection: Any, _record: Any) -> None:
 
 
 def _patient_sqlite() -> None:
-    """Let gradebook writers wait for each other (SQLite's busy timeout, 60 s) instead of failing with "database is locked"."""
+    """Let gradebook writers wait for each other (SQLite's busy timeout, 60 s) instead of failing with "database is
+    locked"."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
@@ -321,7 +334,9 @@ def _grader(settings: _Settings, config: Any = None) -> tuple[Any, Any]:
     return config, _api(config)
 
 
-def _grade_in_process(settings: _Settings, quiz: str, students: list[str], report: Callable[[SubmissionGrade], None], config: Any = None) -> None:
+def _grade_in_process(
+    settings: _Settings, quiz: str, students: list[str], report: Callable[[SubmissionGrade], None], config: Any = None
+) -> None:
     """Grade ``students`` one after another in this process, reporting each result."""
     config, api = _grader(settings, config)
     for student_id in students:
@@ -363,8 +378,11 @@ def _grade_in_worker(quiz: str, student_id: str) -> SubmissionGrade:
     return _grade_one(_WORKER["api"], _WORKER["config"], _WORKER["root"], quiz, student_id)
 
 
-def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], workers: int, report: Callable[[SubmissionGrade], None]) -> None:
-    """Grade with ``workers`` processes, each taking the next submission when it is free; ``report`` each result as it comes."""
+def _grade_in_workers(
+    settings: _Settings, quiz: str, students: list[str], workers: int, report: Callable[[SubmissionGrade], None]
+) -> None:
+    """Grade with ``workers`` processes, each taking the next submission when it is free; ``report`` each result as it
+    comes."""
     import itertools
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -373,15 +391,20 @@ def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], worke
     # fork: a worker starts with nbgrader already imported, and the caller's main module is never run again
     # (a script calling grade_class needs no ``if __name__ == "__main__"`` guard)
     context = multiprocessing.get_context("fork")
-    slots = context.SimpleQueue()  # no feeder thread: the process stays single-threaded when it forks (Python 3.12+ warns otherwise)
+    # no feeder thread: the process stays single-threaded when it forks (Python 3.12+ warns otherwise)
+    slots = context.SimpleQueue()
     for slot in range(workers):
         slots.put(slot)
     done: set[str] = set()
     waiting = iter(students)
     try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings, slots, workers, os.getpid())) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(settings, slots, workers, os.getpid())
+        ) as pool:
             # hand out one submission per free worker (none queued ahead), so that Ctrl-C stops after the ones in hand
-            running = {pool.submit(_grade_in_worker, quiz, student_id) for student_id in itertools.islice(waiting, workers)}
+            running = {
+                pool.submit(_grade_in_worker, quiz, student_id) for student_id in itertools.islice(waiting, workers)
+            }
             try:
                 while running:
                     finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -392,7 +415,10 @@ def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], worke
                         for student_id in itertools.islice(waiting, 1):
                             running.add(pool.submit(_grade_in_worker, quiz, student_id))
             except KeyboardInterrupt:
-                print("ketamine-grade: stopping: the submissions being graded finish, the rest are not started", file=sys.stderr)
+                print(
+                    "ketamine-grade: stopping: the submissions being graded finish, the rest are not started",
+                    file=sys.stderr,
+                )
                 for future in running:
                     result = future.result()
                     if result.student_id not in done:
@@ -402,7 +428,10 @@ def _grade_in_workers(settings: _Settings, quiz: str, students: list[str], worke
     except BrokenProcessPool:
         # a worker died (killed from outside, out of memory): grade what is left in this process, one at a time
         left = [student_id for student_id in students if student_id not in done]
-        print(f"ketamine-grade: a grading worker stopped unexpectedly; grading the remaining {len(left)} in one process", file=sys.stderr)
+        print(
+            f"ketamine-grade: a grading worker stopped unexpectedly; grading the remaining {len(left)} in one process",
+            file=sys.stderr,
+        )
         _grade_in_process(settings, quiz, left, report)
 
 
@@ -445,7 +474,10 @@ def tamper_text(results: list[SubmissionGrade]) -> str:
     lines = ["Tamper report:"]
     for r in results:
         for finding in r.tampering:
-            lines.append(f"  {printable(r.student_id)}: {printable(finding.grade_id)}: {printable(finding.problem)} ({printable(finding.detail)})")
+            lines.append(
+                f"  {printable(r.student_id)}: {printable(finding.grade_id)}: {printable(finding.problem)} "
+                f"({printable(finding.detail)})"
+            )
     if len(lines) == 1:
         lines.append("  no graded or locked cell was edited, deleted, duplicated or stripped of its metadata")
     return "\n".join(lines)
@@ -506,7 +538,9 @@ def self_grade(
         target = course / "submitted" / "self" / quiz
         target.mkdir(parents=True)
         shutil.copy(notebook, target / f"{quiz}.ipynb")
-        (grade,) = grade_class(course, quiz, ["self"], db_url=db, timeout_s=timeout_s, progress=None, sandbox=sandbox, config_root=root)
+        (grade,) = grade_class(
+            course, quiz, ["self"], db_url=db, timeout_s=timeout_s, progress=None, sandbox=sandbox, config_root=root
+        )
         if grade.error:
             raise RuntimeError(f"your quiz could not be graded: {grade.error}")
         config = grading_config(course, db, timeout_s, sandbox, config_root=root)

@@ -101,7 +101,8 @@ def sandbox_uid_offset() -> int:
 UNIX_SOCKET_PATH_MAX = 107
 """Longest path a Unix socket may have on Linux (``sun_path`` holds 108 bytes with the final NUL)."""
 _SOCKET_SUFFIX = "/ketamine-kernel-xxxxxxxx/run/kernel-99"
-"""The tail the kernel's sockets add to the folder their private folder is made in (jupyter_client numbers them from 1)."""
+"""The tail the kernel's sockets add to the folder their private folder is made in (jupyter_client numbers them from
+1)."""
 
 
 def private_folder_base() -> str:
@@ -158,17 +159,22 @@ def in_kubernetes() -> bool:
 
 
 def _tool(name: str) -> str:
-    """A program's real path (links resolved): inside the cage only the system's folders are visible, not the PATH's links."""
+    """A program's real path (links resolved): inside the cage only the system's folders are visible, not the PATH's
+    links."""
     found = shutil.which(name)
     return os.path.realpath(found) if found else name
 
 
 def _namespace_args(in_user_namespace: bool) -> list[str]:
-    """The namespaces of a cage: a user namespace for a grader that is not root, and always pid, ipc, network and hostname."""
+    """The namespaces of a cage: a user namespace for a grader that is not root, and always pid, ipc, network and
+    hostname."""
     argv = []
     if in_user_namespace:
         argv += ["--unshare-user", "--uid", str(SANDBOX_UID_IN_NAMESPACE), "--gid", str(SANDBOX_UID_IN_NAMESPACE)]
-    return argv + ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+    return argv + [
+        "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+        "--hostname", "sandbox",
+    ]
 
 
 def _system_binds() -> list[str]:
@@ -213,16 +219,21 @@ def _cage_problem() -> str | None:
         try:
             argv = [_tool("bwrap"), "--die-with-parent", *_namespace_args(not _is_root()), *_system_binds()]
             argv += ["--disable-userns"] if not _is_root() else []
-            argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--remount-ro", "/", "--seccomp", str(seccomp_fd), "--"]
+            argv += [
+                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--remount-ro", "/",
+                "--seccomp", str(seccomp_fd), "--",
+            ]
             if _is_root():
                 argv += _drop_to_uid(FIRST_SANDBOX_UID)
-            result = subprocess.run([*argv, "/bin/true"], capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"},
-                                    pass_fds=(seccomp_fd,))
+            result = subprocess.run([*argv, "/bin/true"], capture_output=True, text=True, timeout=20,
+                                    env={"PATH": "/usr/bin:/bin"}, pass_fds=(seccomp_fd,))
         except (OSError, subprocess.TimeoutExpired) as error:
             return str(error)
         finally:
             os.close(seccomp_fd)
-    return None if result.returncode == 0 else (result.stderr.strip()[-500:] or f"bwrap exited with {result.returncode}")
+    return (
+        None if result.returncode == 0 else (result.stderr.strip()[-500:] or f"bwrap exited with {result.returncode}")
+    )
 
 
 CAGE = "a working cage"
@@ -238,7 +249,8 @@ def sandbox_missing() -> list[str]:
 
 
 def why_unsandboxed() -> str:
-    """Why a learner's own quiz is graded without the sandbox here, in a few words (for "graded without the sandbox (...)")."""
+    """Why a learner's own quiz is graded without the sandbox here, in a few words (for "graded without the sandbox
+    (...)")."""
     missing = sandbox_missing()
     if missing == [CAGE]:
         return "bubblewrap cannot start its cage here"
@@ -263,9 +275,12 @@ def require_sandbox() -> None:
     if in_kubernetes():
         raise SandboxUnavailable(
             f"cannot isolate student code: this pod does not let bubblewrap start a cage (bubblewrap said: {said}). "
-            "The instructor's pod needs unprivileged user namespaces on its node (user.max_user_namespaces > 0) and, in its "
-            "container's securityContext: seccompProfile type Unconfined (or a Localhost profile that allows unshare, mount "
-            "and pivot_root), appArmorProfile type Unconfined on AppArmor nodes, and procMount: Unmasked with the pod's "
+            "The instructor's pod needs unprivileged user namespaces on its node (user.max_user_namespaces > 0) "
+            "and, in its "
+            "container's securityContext: seccompProfile type Unconfined "
+            "(or a Localhost profile that allows unshare, mount "
+            "and pivot_root), appArmorProfile type Unconfined on AppArmor nodes, "
+            "and procMount: Unmasked with the pod's "
             "hostUsers: false (README.md, 'Zero to JupyterHub'). Nothing was graded; or, " + _OPT_OUT
         )
     if not _is_root():
@@ -332,7 +347,9 @@ def _tree_usage(folder: Path, limit_entries: int) -> tuple[int, int]:
                             info = entry.stat(follow_symlinks=False)
                         except OSError:
                             continue
-                        total += max(info.st_size if stat.S_ISREG(info.st_mode) else 0, getattr(info, "st_blocks", 0) * 512)
+                        total += max(
+                            info.st_size if stat.S_ISREG(info.st_mode) else 0, getattr(info, "st_blocks", 0) * 512
+                        )
                         if stat.S_ISDIR(info.st_mode):
                             child = _open_directory(entry.name, directory)
                             if child is not None:
@@ -396,7 +413,9 @@ class KernelCage:
         self.private = Path(tempfile.mkdtemp(prefix="ketamine-kernel-", dir=private_folder_base()))
         self.workdir, self.run = self.private / "work", self.private / "run"
         self.uid = FIRST_SANDBOX_UID + sandbox_uid_offset() if _is_root() and sandboxed else None
-        self.cgroups: KernelCgroup | None = kernel_cgroup(self.private.name, limits.memory_bytes, limits.processes) if sandboxed else None
+        self.cgroups: KernelCgroup | None = (
+            kernel_cgroup(self.private.name, limits.memory_bytes, limits.processes) if sandboxed else None
+        )
         self.stopped: str | None = None
         self._pid: int | None = None
         self._watch: threading.Thread | None = None
@@ -405,12 +424,17 @@ class KernelCage:
         self.args_fd: int | None = None
 
     def populate(self, source: Path) -> None:
-        """Copy the student's own files (no notebook: they may hold hidden tests) from ``source`` into the working folder."""
+        """Copy the student's own files (no notebook: they may hold hidden tests) from ``source`` into the working
+        folder."""
         from .intake import safe_copy_tree
 
-        safe_copy_tree(source, self.workdir, ignore=["*.ipynb", ".ipynb_checkpoints", "__pycache__"], max_total_bytes=self.limits.disk_bytes)
+        safe_copy_tree(
+            source, self.workdir, ignore=["*.ipynb", ".ipynb_checkpoints", "__pycache__"],
+            max_total_bytes=self.limits.disk_bytes,
+        )
         self.run.mkdir(mode=0o700)
-        if self.sandboxed:  # the system-call filter bubblewrap loads: in the private folder, which the kernel never sees
+        # the system-call filter bubblewrap loads: in the private folder, which the kernel never sees
+        if self.sandboxed:
             from .seccomp import write_filter
 
             self.seccomp_fd = os.open(write_filter(self.private / "seccomp.bpf"), os.O_RDONLY | os.O_CLOEXEC)
@@ -553,7 +577,8 @@ class KernelCage:
 
 
 def _course_package_binds() -> tuple[list[str], dict[str, str]]:
-    """Bind the course package and its data at a neutral path (not the course's own) when they lie outside the environment."""
+    """Bind the course package and its data at a neutral path (not the course's own) when they lie outside the
+    environment."""
     from .. import data
 
     package = Path(__file__).resolve().parents[1]
@@ -598,7 +623,8 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
             argv += parents(prefix) + ["--ro-bind", prefix, prefix]
     package_binds, environment = _course_package_binds()
     argv += parents(f"{PACKAGE_MOUNT}/lib/x") + package_binds
-    # Jupyter's and nbgrader's configuration folders of the environment and the machine: hidden behind empty read-only folders
+    # Jupyter's and nbgrader's configuration folders of the environment and the machine:
+    # hidden behind empty read-only folders
     for config in (Path(sys.prefix) / "etc" / "jupyter", Path("/etc/jupyter"), Path("/usr/local/etc/jupyter")):
         if config.is_dir():
             argv += ["--tmpfs", str(config), "--remount-ro", str(config)]
@@ -632,7 +658,9 @@ def sandbox_argv(command: list[str], cage: KernelCage) -> list[str]:
     # (bubblewrap's reaper) shows "bwrap --args N" and the kernel's command, never the grader's paths and settings.
     arguments = cage.private / "bwrap.args"
     arguments.unlink(missing_ok=True)
-    with open(arguments, "wb", opener=lambda path, flags: os.open(path, flags | os.O_NOFOLLOW | os.O_EXCL, 0o600)) as handle:
+    with open(
+        arguments, "wb", opener=lambda path, flags: os.open(path, flags | os.O_NOFOLLOW | os.O_EXCL, 0o600)
+    ) as handle:
         handle.write(b"".join(os.fsencode(a) + b"\0" for a in argv))
     if cage.args_fd is not None:
         os.close(cage.args_fd)

@@ -46,7 +46,9 @@ __all__ = [
     "without_mathjax",
 ]
 
-CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+)
 """No script of any kind, no request: only inline styles and inline images."""
 
 _RASTER = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -55,7 +57,11 @@ _MATHML_TAGS = {
     "mroot", "mover", "munder", "munderover", "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom", "menclose",
     "semantics", "annotation",
 }
-_MATHML_ATTRIBUTES = {"display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent", "accentunder", "columnalign", "linethickness", "displaystyle", "scriptlevel", "width", "minsize", "maxsize", "movablelimits", "form", "notation", "encoding"}
+_MATHML_ATTRIBUTES = {
+    "display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent", "accentunder",
+    "columnalign", "linethickness", "displaystyle", "scriptlevel", "width", "minsize", "maxsize", "movablelimits",
+    "form", "notation", "encoding",
+}
 _TAGS = set(nh3.ALLOWED_TAGS) - {"area", "map"}
 _ATTRIBUTES: dict[str, set[str]] = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRIBUTES["*"] = {"title", "lang", "dir"}
@@ -74,11 +80,14 @@ def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
     return value
 
 
-_TEX_ACTIVE = re.compile(r"\\(href|url|class|cssId|style|html|unicode|require|data|mmlToken|toggle|action|tooltip)(?![A-Za-z])")
+_TEX_ACTIVE = re.compile(
+    r"\\(href|url|class|cssId|style|html|unicode|require|data|mmlToken|toggle|action|tooltip)(?![A-Za-z])"
+)
 
 
 def _neutralise_tex(text: str) -> str:
-    """TeX commands with which a page's MathJax would make links, styles or elements (``\\href{javascript:...}``) shown as words."""
+    """TeX commands with which a page's MathJax would make links, styles or elements (``\\href{javascript:...}``)
+    shown as words."""
     return _TEX_ACTIVE.sub(lambda m: f"\\text{{{m.group(1)}}}", text)
 
 
@@ -134,7 +143,9 @@ def inert_for_markdown(markup: str) -> str:
     for index in range(1, len(parts), 2):
         # attribute values too, line breaks included: a viewer that reads a tag split by a blank line as
         # text would otherwise find Markdown in it (``title="a<blank line>[x](javascript:...)"``)
-        parts[index] = _ATTRIBUTE.sub(lambda m: m.group(1) + _ATTRIBUTE_ACTIVE.sub(_entity, m.group(2)) + m.group(3), parts[index])
+        parts[index] = _ATTRIBUTE.sub(
+            lambda m: m.group(1) + _ATTRIBUTE_ACTIVE.sub(_entity, m.group(2)) + m.group(3), parts[index]
+        )
     return "".join(parts)
 
 
@@ -170,9 +181,15 @@ def markdown_to_html(source: str, attachments: dict[str, Any] | None = None) -> 
             if images:
                 safe_attachments[str(name)] = images
     source = _neutralise_tex(source)
-    source = re.sub(r"attachment:([^)\s\"'>]+)", lambda m: m.group(0) if m.group(1) in safe_attachments else "#removed-attachment", source)
+    source = re.sub(
+        r"attachment:([^)\s\"'>]+)",
+        lambda m: m.group(0) if m.group(1) in safe_attachments else "#removed-attachment",
+        source,
+    )
     try:
-        rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=safe_attachments, exclude_anchor_links=True)).render(source)
+        rendered = MarkdownWithMath(
+            renderer=IPythonRenderer(escape=False, attachments=safe_attachments, exclude_anchor_links=True)
+        ).render(source)
     except (InvalidNotebook, RecursionError, ValueError):  # a missing attachment, absurd nesting: show the text
         rendered = f"<pre>{html.escape(source)}</pre>"
     return clean_html(rendered)
@@ -185,10 +202,15 @@ def _sanitize_output(output: NotebookNode) -> NotebookNode:
     kind = output.get("output_type")
     if kind == "stream":
         text = output.get("text", "")
-        return v4.new_output("stream", name="stderr" if output.get("name") == "stderr" else "stdout", text=text if isinstance(text, str) else "")
+        return v4.new_output(
+            "stream", name="stderr" if output.get("name") == "stderr" else "stdout",
+            text=text if isinstance(text, str) else "",
+        )
     if kind == "error":
         traceback = [line for line in output.get("traceback", []) if isinstance(line, str)]
-        return v4.new_output("error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")), traceback=traceback)
+        return v4.new_output(
+            "error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")), traceback=traceback
+        )
     data = output.get("data", {}) if isinstance(output.get("data"), dict) else {}
     clean: dict[str, Any] = {}
     if isinstance(data.get("text/plain"), str):
@@ -219,15 +241,23 @@ def sanitize_notebook(nb: NotebookNode, trusted: dict[str, str] | None = None) -
     kernelspec = nb.metadata.get("kernelspec", {})
     language = nb.metadata.get("language_info", {})
     nb.metadata = v4.new_notebook().metadata
-    if isinstance(kernelspec, dict) and isinstance(kernelspec.get("name"), str) and isinstance(kernelspec.get("display_name"), str):
-        nb.metadata["kernelspec"] = {k: str(v)[:100] for k, v in kernelspec.items() if k in ("name", "display_name", "language")}
+    if (
+        isinstance(kernelspec, dict) and isinstance(kernelspec.get("name"), str)
+        and isinstance(kernelspec.get("display_name"), str)
+    ):
+        nb.metadata["kernelspec"] = {
+            k: str(v)[:100] for k, v in kernelspec.items() if k in ("name", "display_name", "language")
+        }
     if isinstance(language, dict) and isinstance(language.get("name"), str):
         nb.metadata["language_info"] = {"name": language["name"][:100]}
     for cell in nb.cells:
         nbgrader = cell.get("metadata", {}).get("nbgrader")
         cell.metadata = {"nbgrader": nbgrader} if isinstance(nbgrader, dict) else {}
         grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
-        if cell.cell_type == "markdown" and trusted and grade_id in trusted and cell.source == trusted[grade_id] and not cell.get("attachments"):
+        if (
+            cell.cell_type == "markdown" and trusted and grade_id in trusted and cell.source == trusted[grade_id]
+            and not cell.get("attachments")
+        ):
             continue
         if cell.cell_type == "markdown":
             cell.source = without_mathjax(inert_for_markdown(markdown_to_html(cell.source, cell.get("attachments"))))

@@ -61,10 +61,12 @@ utimensat utimes vfork vmsplice wait4 waitid write writev
 """The system calls a graded kernel may make without conditions (names as libseccomp knows them)."""
 
 NAMESPACE_FLAGS = 0x7E020000
-"""CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET: ``clone`` with any is refused."""
+"""CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET: ``clone``
+with any is refused."""
 AF_VSOCK = 40
 PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
-"""PER_LINUX, its UNAME26 and ADDR_NO_RANDOMIZE variants (as ``setarch -R`` uses), and the query ``personality(0xffffffff)``."""
+"""PER_LINUX, its UNAME26 and ADDR_NO_RANDOMIZE variants (as ``setarch -R`` uses), and the query
+``personality(0xffffffff)``."""
 
 _SCMP_ACT_KILL_PROCESS = 0x80000000
 _SCMP_ACT_ALLOW = 0x7FFF0000
@@ -77,7 +79,9 @@ def _errno_action(number: int) -> int:
 
 
 class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+    _fields_ = [
+        ("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)
+    ]
 
 
 class SeccompUnavailable(RuntimeError):
@@ -98,7 +102,9 @@ def _library() -> ctypes.CDLL:
     library.seccomp_release.argtypes = [ctypes.c_void_p]
     library.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     library.seccomp_syscall_resolve_name.restype = ctypes.c_int
-    library.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
+    library.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)
+    ]
     library.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
     library.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
     return library
@@ -115,7 +121,8 @@ def _rule(library: ctypes.CDLL, context: int, action: int, name: str, *condition
 
 
 def write_filter(path: Path) -> Path:
-    """Write the compiled filter (a BPF program for this machine's architecture) to ``path``, readable only by the grader."""
+    """Write the compiled filter (a BPF program for this machine's architecture) to ``path``, readable only by the
+    grader."""
     library = _library()
     context = library.seccomp_init(_errno_action(errno.EPERM))
     if not context:

@@ -52,7 +52,9 @@ def _role_flag(meta: dict[str, Any], flag: str) -> Any:
     return bool(meta.get(flag)) if flag == "task" else meta.get(flag)
 
 
-def tamper_report(submitted: NotebookNode, release: NotebookNode, valid_metadata: Callable[[object], bool]) -> list[TamperFinding]:
+def tamper_report(
+    submitted: NotebookNode, release: NotebookNode, valid_metadata: Callable[[object], bool]
+) -> list[TamperFinding]:
     """Compare a submission's graded and locked cells with the release version.
 
     Reports cells deleted, duplicated, edited (locked cells), stripped of their
@@ -71,7 +73,10 @@ def tamper_report(submitted: NotebookNode, release: NotebookNode, valid_metadata
         grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
         grade_id = grade_id if isinstance(grade_id, str) else "?"
         if not valid_metadata(meta):
-            findings.append(TamperFinding(grade_id[:100], "metadata invalid", "the cell's nbgrader metadata does not validate; it was graded as an ordinary cell"))
+            findings.append(TamperFinding(
+                grade_id[:100], "metadata invalid",
+                "the cell's nbgrader metadata does not validate; it was graded as an ordinary cell",
+            ))
             continue
         seen.setdefault(grade_id, []).append(cell)
     plain_sources = {c.source.strip() for c in submitted.cells if "nbgrader" not in c.get("metadata", {})}
@@ -80,25 +85,38 @@ def tamper_report(submitted: NotebookNode, release: NotebookNode, valid_metadata
         copies = seen.get(grade_id, [])
         if not copies:
             if original.source.strip() and original.source.strip() in plain_sources:
-                findings.append(TamperFinding(grade_id, "metadata stripped", "the cell is present but no longer marked for nbgrader"))
+                findings.append(TamperFinding(
+                    grade_id, "metadata stripped", "the cell is present but no longer marked for nbgrader"
+                ))
             elif not any(f.grade_id == grade_id for f in findings):
                 kind = "test" if meta.get("grade") else "locked" if meta.get("locked") else "answer"
                 findings.append(TamperFinding(grade_id, "deleted", f"the {kind} cell is missing"))
             continue
         if len(copies) > 1:
-            findings.append(TamperFinding(grade_id, "duplicated", f"{len(copies)} cells carry this id (a pasted cell?); the student's own copy was graded"))
+            findings.append(TamperFinding(
+                grade_id, "duplicated",
+                f"{len(copies)} cells carry this id (a pasted cell?); the student's own copy was graded",
+            ))
         cell = copies[0]
         if cell.cell_type != original.cell_type:
-            findings.append(TamperFinding(grade_id, "type changed", f"{original.cell_type} cell became {cell.cell_type}"))
+            findings.append(TamperFinding(
+                grade_id, "type changed", f"{original.cell_type} cell became {cell.cell_type}"
+            ))
         if meta.get("locked") and cell.source.strip() != original.source.strip():
-            findings.append(TamperFinding(grade_id, "edited", "a locked cell was changed (nbgrader restores it from the gradebook)"))
+            findings.append(TamperFinding(
+                grade_id, "edited", "a locked cell was changed (nbgrader restores it from the gradebook)"
+            ))
         cell_meta = cell.metadata.nbgrader
         for flag in _ROLE_FLAGS:
             if _role_flag(cell_meta, flag) != _role_flag(meta, flag):
-                findings.append(TamperFinding(grade_id, "metadata edited", f"{flag} changed from {meta.get(flag)!r} to {cell_meta.get(flag)!r}"))
+                findings.append(TamperFinding(
+                    grade_id, "metadata edited", f"{flag} changed from {meta.get(flag)!r} to {cell_meta.get(flag)!r}"
+                ))
     for grade_id in seen:
         if grade_id not in expected:
-            findings.append(TamperFinding(grade_id[:100], "added", "a cell with nbgrader metadata that the quiz does not have"))
+            findings.append(TamperFinding(
+                grade_id[:100], "added", "a cell with nbgrader metadata that the quiz does not have"
+            ))
     return findings
 
 
@@ -116,7 +134,8 @@ def read_report(course_root: Path, quiz: str, student_id: str) -> list[TamperFin
 
 
 def restore_role(cell: NotebookNode, role: dict[str, Any]) -> bool:
-    """Give a cell back the role the quiz gave it (an answer cell a student marked as graded, changed points); whether it changed."""
+    """Give a cell back the role the quiz gave it (an answer cell a student marked as graded, changed points); whether
+    it changed."""
     meta = cell.metadata.nbgrader
     wanted = {**{k: v for k, v in meta.items() if k not in _ROLE_FLAGS}, **role}  # "task" only where the quiz has one
     if wanted == dict(meta):

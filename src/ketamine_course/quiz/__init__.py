@@ -34,6 +34,6 @@ from .checks import (
 )
 
 __all__ = [
-    "QuizCheckFailed", "check_choice", "check_number", "check_function", "SLIPS", "grade_choice", "grade_number", "grade_function",
-    "NOT_YET_GRADED", "track_cells",
+    "QuizCheckFailed", "check_choice", "check_number", "check_function", "SLIPS", "grade_choice", "grade_number",
+    "grade_function", "NOT_YET_GRADED", "track_cells",
 ]

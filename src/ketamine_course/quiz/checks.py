@@ -84,11 +84,19 @@ def _as_float(value: object) -> float:
 SLIPS = {
     "pounds_as_kg": "it looks as if the weight in pounds was used as kilograms: convert it to kilograms first",
     "per_minute": "this looks like a rate per minute: the question asks for a rate per hour",
-    "no_bioavailability": "it looks as if the whole dose was counted: only the bioavailable fraction (F) of an oral dose reaches the blood",
-    "percent_not_fraction": "it looks as if the percentages were used as they are: turn them into fractions first (divide by 100)",
+    "no_bioavailability": (
+        "it looks as if the whole dose was counted: "
+        "only the bioavailable fraction (F) of an oral dose reaches the blood"
+    ),
+    "percent_not_fraction": (
+        "it looks as if the percentages were used as they are: turn them into fractions first (divide by 100)"
+    ),
     "mg_per_l_not_ng_per_ml": "this looks like mg·h/L: the question asks for ng·h/mL (1 mg/L = 1000 ng/mL)",
     "um_not_ng_per_ml": "this looks like a concentration in µM: the question asks for ng/mL (use the molar mass)",
-    "s_ketamine_not_racemic": "this looks like the occupancy of S-ketamine alone: the question asks about racemic ketamine (both enantiomers' Ki)",
+    "s_ketamine_not_racemic": (
+        "this looks like the occupancy of S-ketamine alone: "
+        "the question asks about racemic ketamine (both enantiomers' Ki)"
+    ),
     "from_infusion_end": "this looks like time counted from the end of the infusion: count from its start",
 }
 """Slips a question can name, each with what the learner is told when the answer shows it.
@@ -103,7 +111,9 @@ def check_choice(question: str, answer: object, options: str = "ABCD") -> None:
     if answer is None:
         raise QuizCheckFailed(question, f"no answer yet: set it to one of {', '.join(repr(o) for o in options)}")
     if type(answer) is not str:
-        raise QuizCheckFailed(question, f"write the letter as a string in quotes, e.g. \"{options[0]}\"; got {type(answer).__name__}")
+        raise QuizCheckFailed(
+            question, f"write the letter as a string in quotes, e.g. \"{options[0]}\"; got {type(answer).__name__}"
+        )
     if len(answer) == 1 and answer.upper() in options and answer not in options:
         raise QuizCheckFailed(question, f"use a capital letter: \"{answer.upper()}\", not \"{answer}\"")
     if answer not in tuple(options):
@@ -120,7 +130,8 @@ _FACTORS = (
 
 
 def _slip_by_factor(value: float, low: float, high: float, scale_slips: Mapping[str, float]) -> str | None:
-    """The one slip of ``scale_slips`` whose factor, undone, brings ``value`` into the range; None if none or several do.
+    """The one slip of ``scale_slips`` whose factor, undone, brings ``value`` into the range; None if none or several
+    do.
 
     >>> _slip_by_factor(0.08, 1, 30, {"per_minute": 1 / 60})
     'per_minute'
@@ -165,15 +176,21 @@ def check_number(
         raise QuizCheckFailed(question, f"no answer yet: set it to a number in {unit}")
     if type(answer) is bool or not _is_real(answer):
         hint = " (no units or text, just the number)" if isinstance(answer, str) else ""
-        raise QuizCheckFailed(question, f"the answer must be a number in {unit}{hint}; got {type(answer).__name__} {answer!r}")
+        raise QuizCheckFailed(
+            question, f"the answer must be a number in {unit}{hint}; got {type(answer).__name__} {answer!r}"
+        )
     value = _as_float(answer)
     if not math.isfinite(value):
         raise QuizCheckFailed(question, f"the answer is {value}: a finite number is needed")
     low, high = plausible
     if fraction and 1 < abs(value) <= 100:
-        raise QuizCheckFailed(question, "this looks like a percentage: give a fraction between 0 and 1 (e.g. 0.25, not 25)")
+        raise QuizCheckFailed(
+            question, "this looks like a percentage: give a fraction between 0 and 1 (e.g. 0.25, not 25)"
+        )
     if not_a_fraction and 0 < value <= 1 and not low <= value <= high:
-        raise QuizCheckFailed(question, f"this looks like a fraction (between 0 and 1), but the question asks for an amount in {unit}")
+        raise QuizCheckFailed(
+            question, f"this looks like a fraction (between 0 and 1), but the question asks for an amount in {unit}"
+        )
     if low <= value <= high:
         _form_ok(question, f"a number in {unit}, in a plausible range")
         return
@@ -194,9 +211,13 @@ def check_function(question: str, function: object, example_args: Sequence[Any],
     try:
         result = function(*example_args)
     except NotImplementedError:
-        raise QuizCheckFailed(question, "the function still raises NotImplementedError: replace that line with your code") from None
+        raise QuizCheckFailed(
+            question, "the function still raises NotImplementedError: replace that line with your code"
+        ) from None
     except Exception as error:  # the student's code failed: report it plainly
-        raise QuizCheckFailed(question, f"calling it with {tuple(example_args)} raised {type(error).__name__}: {error}") from None
+        raise QuizCheckFailed(
+            question, f"calling it with {tuple(example_args)} raised {type(error).__name__}: {error}"
+        ) from None
     if type(result) is bool or not _is_real(result) and not _is_numpy_real(result):
         raise QuizCheckFailed(question, f"it should return {returns}; it returned {type(result).__name__} {result!r}")
     _form_ok(question, f"the function runs and returns {returns}")
@@ -262,7 +283,8 @@ def grade_number(
 
 
 def _failure_words(error: Exception) -> str:
-    """How a student's function failed a hidden case, in words (the grader reports a call made in the kernel as StudentError)."""
+    """How a student's function failed a hidden case, in words (the grader reports a call made in the kernel as
+    StudentError)."""
     if type(error).__name__ != "StudentError":
         return f"raised {type(error).__name__}"
     text = str(error)
@@ -289,9 +311,13 @@ def grade_function(
         try:
             result = function(*args)
         except Exception as error:
-            raise QuizCheckFailed(question, f"hidden case {number}: your function {_failure_words(error)}. {why}") from None
+            raise QuizCheckFailed(
+                question, f"hidden case {number}: your function {_failure_words(error)}. {why}"
+            ) from None
         if type(result) is bool or not (_is_real(result) or _is_numpy_real(result)):
-            raise QuizCheckFailed(question, f"hidden case {number} returned {type(result).__name__}, not a number. {why}")
+            raise QuizCheckFailed(
+                question, f"hidden case {number} returned {type(result).__name__}, not a number. {why}"
+            )
         value = float(result) if _is_numpy_real(result) else _as_float(result)
         same_infinity = math.isinf(expected) and value == expected
         if not same_infinity and not _close(value, expected, rel, abs_tol):

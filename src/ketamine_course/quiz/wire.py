@@ -28,7 +28,10 @@ import math
 import sys
 from typing import Any
 
-__all__ = ["RECORD_MARKER", "MAX_RECORD_CHARS", "Unsupported", "encode", "decode", "record_answers", "call", "parse_record", "MalformedRecord"]
+__all__ = [
+    "RECORD_MARKER", "MAX_RECORD_CHARS", "Unsupported", "encode", "decode", "record_answers", "call", "parse_record",
+    "MalformedRecord",
+]
 
 RECORD_MARKER = "\u241eketamine-quiz-record "
 """Prefix of the lines :func:`record_answers` and :func:`call` print; the grader removes them from the output."""
@@ -103,7 +106,8 @@ def _real(value: float) -> dict[str, Any]:
 
 
 def _column_values(values: Any) -> Any:
-    """A pandas column's values as the encoder takes them: a numeric array as it is, any other (text, mixed) as a list."""
+    """A pandas column's values as the encoder takes them: a numeric array as it is, any other (text, mixed) as a
+    list."""
     return values if values.dtype.kind in "biuf" else values.tolist()
 
 
@@ -135,15 +139,23 @@ def _encode(value: object, budget: _Budget, depth: int) -> dict[str, Any]:
         return {"type": kind.__name__, "items": [_encode(item, budget, depth + 1) for item in members]}
     if kind is dict:
         pairs: Any = dict.items(value)  # type: ignore[arg-type]
-        return {"type": "dict", "items": [[_encode(k, budget, depth + 1), _encode(v, budget, depth + 1)] for k, v in pairs]}
+        return {
+            "type": "dict", "items": [[_encode(k, budget, depth + 1), _encode(v, budget, depth + 1)] for k, v in pairs]
+        }
     numpy = _numpy()
     if numpy is not None and kind is numpy.ndarray and value.dtype.kind in "biuf":  # type: ignore[attr-defined]
         array = value
         budget.take(int(array.size))  # type: ignore[attr-defined]
-        return {"type": "ndarray", "dtype": str(array.dtype), "shape": list(array.shape), "data": numpy.ravel(array).tolist()}  # type: ignore[attr-defined]
+        return {
+            "type": "ndarray", "dtype": str(array.dtype), "shape": list(array.shape),  # type: ignore[attr-defined]
+            "data": numpy.ravel(array).tolist(),
+        }
     if numpy is not None and numpy_number_type(kind) == "float" and getattr(numpy, kind.__name__) is kind:
         return {"type": "npscalar", "dtype": kind.__name__, "value": _real(float(value))}  # type: ignore[arg-type]
-    if numpy is not None and (numpy_number_type(kind) == "int" or kind is numpy.bool_) and getattr(numpy, kind.__name__) is kind:
+    if (
+        numpy is not None and (numpy_number_type(kind) == "int" or kind is numpy.bool_)
+        and getattr(numpy, kind.__name__) is kind
+    ):
         return {"type": "npscalar", "dtype": kind.__name__, "value": _encode(value.item(), budget, depth + 1)}  # type: ignore[attr-defined]
     pandas = _pandas()
     if pandas is not None and kind is pandas.Series:

@@ -48,7 +48,8 @@ SUPPORTED: dict[str, str] = {
     "nbconvert": ">=7.16,<8",
     "nbformat": ">=5.10,<6",
 }
-"""Each package whose internals the adapters use, and the versions they are known to work with (requirements.lock pins one of each)."""
+"""Each package whose internals the adapters use, and the versions they are known to work with (requirements.lock pins
+one of each)."""
 
 
 class UnsupportedVersion(RuntimeError):
@@ -56,7 +57,8 @@ class UnsupportedVersion(RuntimeError):
 
 
 def unsupported(installed: dict[str, str] | None = None) -> list[str]:
-    """Each package outside :data:`SUPPORTED`, in words (``installed`` maps names to versions; default: this environment)."""
+    """Each package outside :data:`SUPPORTED`, in words (``installed`` maps names to versions; default: this
+    environment)."""
     problems = []
     for name, wanted in SUPPORTED.items():
         try:
@@ -75,7 +77,9 @@ def require_supported(installed: dict[str, str] | None = None) -> None:
     if problems:
         pins = " ".join(f"'{name}{SUPPORTED[name]}'" for name in SUPPORTED)
         raise UnsupportedVersion(
-            f"{'; '.join(problems)}. Nothing was graded: a grader reading another version's internals could score students "
-            f"wrongly. Install the tested versions (./course setup, or pip install -r requirements.lock, or pip install {pins}); "
+            f"{'; '.join(problems)}. Nothing was graded: "
+            "a grader reading another version's internals could score students "
+            "wrongly. Install the tested versions (./course setup, or pip install -r requirements.lock, "
+            f"or pip install {pins}); "
             "to move the course to a new version, see CONTRIBUTING.md (Upgrading nbgrader)."
         )

@@ -47,11 +47,16 @@ def install_autograde_hooks() -> None:
     def flag(self: Any, assignment_id: str, student_id: str, error: BaseException) -> None:
         reason = reason_in_words(error, assignment_id)
         try:
-            flagged = flag_for_review(self.coursedir.db_url, self.coursedir.course_id, assignment_id, student_id, reason)
+            flagged = flag_for_review(
+                self.coursedir.db_url, self.coursedir.course_id, assignment_id, student_id, reason
+            )
         except Exception as problem:  # the gradebook itself failing must not hide the first failure
             flagged = False
             self.log.error("Could not flag %s in the gradebook: %s", printable(student_id, 80), printable(problem))
-        self.log.error("Not graded: %s: %s%s", printable(student_id, 80), reason, " (flagged for review in the gradebook)" if flagged else "")
+        self.log.error(
+            "Not graded: %s: %s%s", printable(student_id, 80), reason,
+            " (flagged for review in the gradebook)" if flagged else "",
+        )
 
     @functools.wraps(init_destination)
     def refusing_init_destination(self: Any, assignment_id: str, student_id: str) -> bool:
@@ -103,7 +108,8 @@ def install_autograde_hooks() -> None:
 
 
 def _empty_submissions(converter: Any) -> list[tuple[str, str]]:
-    """(quiz, student) of every submission folder this autograde run matches that holds no notebook (nbgrader skips them silently)."""
+    """(quiz, student) of every submission folder this autograde run matches that holds no notebook (nbgrader skips
+    them silently)."""
     pattern = converter._format_source(converter.coursedir.assignment_id, converter.coursedir.student_id)
     parse = re.compile(converter._format_source("(?P<assignment_id>.*)", "(?P<student_id>.*)", escape=True))
     excluded = {s for s in str(converter.coursedir.student_id_exclude or "").split(",") if s}

@@ -71,14 +71,20 @@ class SafeCollect(ExchangeCollect):
         if not check_mode(self.inbound_path, read=True, execute=True):  # as nbgrader's own init_src
             self.fail(f"You don't have read permissions for the directory: {self.inbound_path}")
         student_id = self.coursedir.student_id if self.coursedir.student_id else "*"
-        pattern = os.path.join(self.inbound_path, f"{glob.escape(student_id) if student_id != '*' else '*'}+{glob.escape(self.coursedir.assignment_id)}+*")
+        pattern = os.path.join(
+            self.inbound_path,
+            f"{glob.escape(student_id) if student_id != '*' else '*'}+{glob.escape(self.coursedir.assignment_id)}+*",
+        )
         records = []
         for path in glob.glob(pattern):
             name = os.path.basename(path)
             try:
                 record = self._path_to_record(path)
             except Exception:  # nbgrader's own parser fails on a name it cannot read, for the whole class
-                self._refuse(name.split("+")[0], name, "the name in the exchange is not student+quiz+time; it was not made by nbgrader submit")
+                self._refuse(
+                    name.split("+")[0], name,
+                    "the name in the exchange is not student+quiz+time; it was not made by nbgrader submit",
+                )
                 continue
             try:
                 check_student_id(record["username"])

@@ -50,18 +50,32 @@ class BoundedExecute(Execute):
     notebook_timeout = Float(180.0, help="seconds of wall-clock time for the whole notebook").tag(config=True)
     max_output_bytes = Integer(1_000_000, help="output kept per notebook; the rest is dropped").tag(config=True)
     cpu_seconds = Integer(_DEFAULTS.cpu_seconds, help="CPU seconds of each process of the kernel").tag(config=True)
-    memory_bytes = Integer(_DEFAULTS.memory_bytes, help="resident memory of the whole kernel, in bytes").tag(config=True)
+    memory_bytes = Integer(
+        _DEFAULTS.memory_bytes, help="resident memory of the whole kernel, in bytes"
+    ).tag(config=True)
     processes = Integer(_DEFAULTS.processes, help="processes and threads of the whole kernel").tag(config=True)
-    disk_bytes = Integer(_DEFAULTS.disk_bytes, help="bytes the kernel may write (working folder and /tmp together)").tag(config=True)
-    file_size_bytes = Integer(_DEFAULTS.file_size_bytes, help="the largest file the kernel may write, in bytes").tag(config=True)
+    disk_bytes = Integer(
+        _DEFAULTS.disk_bytes, help="bytes the kernel may write (working folder and /tmp together)"
+    ).tag(config=True)
+    file_size_bytes = Integer(
+        _DEFAULTS.file_size_bytes, help="the largest file the kernel may write, in bytes"
+    ).tag(config=True)
     open_files = Integer(_DEFAULTS.open_files, help="open files of each process").tag(config=True)
-    max_notebook_bytes = Integer(Limits.max_notebook_bytes, help="a submitted notebook above this size is refused").tag(config=True)
-    max_submission_bytes = Integer(Limits.max_submission_bytes, help="a submission folder above this size is refused").tag(config=True)
-    max_submission_files = Integer(Limits.max_submission_files, help="a submission folder with more files is refused").tag(config=True)
+    max_notebook_bytes = Integer(
+        Limits.max_notebook_bytes, help="a submitted notebook above this size is refused"
+    ).tag(config=True)
+    max_submission_bytes = Integer(
+        Limits.max_submission_bytes, help="a submission folder above this size is refused"
+    ).tag(config=True)
+    max_submission_files = Integer(
+        Limits.max_submission_files, help="a submission folder with more files is refused"
+    ).tag(config=True)
 
     def limits(self) -> SandboxLimits:
         """The configured limits of one kernel."""
-        return SandboxLimits(self.cpu_seconds, self.memory_bytes, self.processes, self.disk_bytes, self.file_size_bytes, self.open_files)
+        return SandboxLimits(
+            self.cpu_seconds, self.memory_bytes, self.processes, self.disk_bytes, self.file_size_bytes, self.open_files
+        )
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         self._deadline = time.monotonic() + self.notebook_timeout
@@ -76,14 +90,19 @@ class BoundedExecute(Execute):
         resources = resources if resources is not None else {}
         metadata = resources.setdefault("metadata", {})
         folder = metadata.get("path") or "."
-        self._regions = hidden_regions(resources) if "nbgrader" in resources and "db_url" in resources["nbgrader"] else {}
+        self._regions = (
+            hidden_regions(resources) if "nbgrader" in resources and "db_url" in resources["nbgrader"] else {}
+        )
         self._review: list[str] = resources.setdefault("ketamine_course", {}).setdefault("review", [])
         self._cage = KernelCage(self.limits(), sandboxed=self.sandbox)
         try:
             self._cage.populate(Path(folder))
             metadata["path"] = str(self._cage.workdir)
             if km is None:
-                km = CagedKernelManager(cage=self._cage, kernel_name=self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "python3"))
+                km = CagedKernelManager(
+                    cage=self._cage,
+                    kernel_name=self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "python3"),
+                )
             self._cells_started = False
             try:
                 return super().preprocess(nb, resources, km=km)
@@ -134,14 +153,21 @@ class BoundedExecute(Execute):
             if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and grade_id in self._regions:
                 _, visible, hidden = self._regions[grade_id]
                 if judge_cell(cell, grade_id, visible, hidden, lambda code: self._run_in_kernel(code, index)):
-                    self._review.append(f"{grade_id}: the student's code wrote to stderr during a passing hidden test (nbgrader scores the cell 0)")
+                    self._review.append(
+                        f"{grade_id}: the student's code wrote to stderr during a passing hidden test "
+                        "(nbgrader scores the cell 0)"
+                    )
                 verdicts_of(resources)[grade_id] = verdict(cell)
             return cell, resources
         except Exception as error:  # the kernel died or stopped answering
-            if type(error).__name__ not in ("DeadKernelError", "UnresponsiveKernelError", "RuntimeError", "CellTimeoutError", "TimeoutError"):
+            if type(error).__name__ not in (
+                "DeadKernelError", "UnresponsiveKernelError", "RuntimeError", "CellTimeoutError", "TimeoutError"
+            ):
                 raise
             limit = self._cage.stop_reason()
-            self._stopped = f"the grader stopped the kernel: {limit}" if limit else f"the kernel stopped ({type(error).__name__})"
+            self._stopped = (
+                f"the grader stopped the kernel: {limit}" if limit else f"the kernel stopped ({type(error).__name__})"
+            )
             cell.outputs = list(cell.get("outputs", [])) + [_not_run(self._stopped)]
             return cell, resources
 
@@ -161,10 +187,14 @@ class BoundedExecute(Execute):
         try:
             self.execute_cell(call, index, store_history=False)
         except Exception as error:  # the call timed out or the kernel died: the judge sees a failed call
-            if type(error).__name__ not in ("DeadKernelError", "UnresponsiveKernelError", "CellTimeoutError", "TimeoutError", "RuntimeError"):
+            if type(error).__name__ not in (
+                "DeadKernelError", "UnresponsiveKernelError", "CellTimeoutError", "TimeoutError", "RuntimeError"
+            ):
                 raise
             limit = self._cage.stop_reason()
-            self._stopped = f"the grader stopped the kernel: {limit}" if limit else f"the kernel stopped ({type(error).__name__})"
+            self._stopped = (
+                f"the grader stopped the kernel: {limit}" if limit else f"the kernel stopped ({type(error).__name__})"
+            )
             raise StudentError(f"not run: {self._stopped}") from None
         finally:
             self.nb.cells[index] = graded  # nbclient puts the cell it ran at its index
@@ -173,21 +203,34 @@ class BoundedExecute(Execute):
             raise StudentError("not run: the call ran past the time limit (the grader interrupted it)")
         return outputs
 
-    def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
+    def output(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
         content = msg.get("content", {})
-        size = sum(len(str(content.get(key, ""))) for key in ("text", "data", "metadata", "evalue", "traceback", "ename"))
+        size = sum(
+            len(str(content.get(key, ""))) for key in ("text", "data", "metadata", "evalue", "traceback", "ename")
+        )
         self._output_bytes += size
         if msg.get("msg_type") == "error" and size > 10_000:  # an error always shows, but only its gist
             traceback = [str(line)[:1000] for line in list(content.get("traceback", []))[-5:]]
-            msg = {**msg, "content": {**content, "ename": str(content.get("ename", ""))[:200], "evalue": str(content.get("evalue", ""))[:2000], "traceback": traceback}}
+            msg = {**msg, "content": {
+                **content, "ename": str(content.get("ename", ""))[:200],
+                "evalue": str(content.get("evalue", ""))[:2000], "traceback": traceback,
+            }}
         if self._output_bytes > self.max_output_bytes and msg.get("msg_type") == "error":
             self._errors_past_cap = getattr(self, "_errors_past_cap", 0) + 1
             if self._errors_past_cap > 20:  # a flood of errors: one per cell is enough to score it 0
-                return None if any(o.get("output_type") == "error" for o in outs) else super().output(outs, msg, display_id, cell_index)
+                return (
+                    None if any(o.get("output_type") == "error" for o in outs)
+                    else super().output(outs, msg, display_id, cell_index)
+                )
         if self._output_bytes > self.max_output_bytes and msg.get("msg_type") != "error":
             if not self._truncated:
                 self._truncated = True
-                outs.append(v4.new_output("stream", name="stdout", text=f"\n[output beyond {self.max_output_bytes} bytes dropped by the grader]\n"))
+                outs.append(v4.new_output(
+                    "stream", name="stdout",
+                    text=f"\n[output beyond {self.max_output_bytes} bytes dropped by the grader]\n",
+                ))
             records = self._record_lines(content.get("text")) if msg.get("msg_type") == "stream" else ""
             if not records:
                 return None
@@ -195,10 +238,14 @@ class BoundedExecute(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
     def _record_lines(self, text: object) -> str:
-        """The answer-record lines in a stream beyond the output cap: kept (within their own budget) so later questions can be judged."""
+        """The answer-record lines in a stream beyond the output cap: kept (within their own budget) so later questions
+        can be judged."""
         if not isinstance(text, str) or RECORD_MARKER not in text:
             return ""
-        lines = [line for line in text.splitlines(keepends=True) if line.startswith(RECORD_MARKER) and len(line) <= MAX_RECORD_CHARS]
+        lines = [
+            line for line in text.splitlines(keepends=True)
+            if line.startswith(RECORD_MARKER) and len(line) <= MAX_RECORD_CHARS
+        ]
         kept = []
         for line in lines:
             self._record_bytes = getattr(self, "_record_bytes", 0) + len(line)

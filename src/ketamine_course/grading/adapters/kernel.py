@@ -20,7 +20,8 @@ __all__ = ["CagedKernelManager"]
 
 
 class CagedKernelManager(AsyncKernelManager):
-    """Launches the kernel in its cage's private folder (inside bubblewrap when sandboxed), keeping its last error lines."""
+    """Launches the kernel in its cage's private folder (inside bubblewrap when sandboxed), keeping its last error
+    lines."""
 
     def __init__(self, cage: KernelCage, **kwargs: Any) -> None:
         super().__init__(**kwargs)

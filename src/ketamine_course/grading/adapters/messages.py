@@ -1,4 +1,5 @@
-"""The texts of nbgrader's errors that the course reads, to say in words what went wrong (nbgrader raises plain exceptions).
+"""The texts of nbgrader's errors that the course reads, to say in words what went wrong (nbgrader raises plain
+exceptions).
 
 Checked against the installed nbgrader by ``tests/test_layout.py``: each text
 must still occur in nbgrader's source, or the course would stop recognising the

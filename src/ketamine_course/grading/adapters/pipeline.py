@@ -1,4 +1,5 @@
-"""Where nbgrader keeps what the course's configuration builds on: its feedback templates, its default generate steps."""
+"""Where nbgrader keeps what the course's configuration builds on: its feedback templates, its default generate
+steps."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ __all__ = ["formgrader_templates", "generate_assignment_steps"]
 
 
 def formgrader_templates() -> Path:
-    """nbgrader's own template folder (its ``feedback`` template is found there; nbgrader's API insists on that name)."""
+    """nbgrader's own template folder (its ``feedback`` template is found there; nbgrader's API insists on that
+    name)."""
     return Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
 
 

@@ -41,7 +41,8 @@ __all__ = [
 
 
 def verdict(cell: NotebookNode) -> float:
-    """The score of a test cell by nbgrader's own rule, applied by the grader to outputs whose only result is the judge's."""
+    """The score of a test cell by nbgrader's own rule, applied by the grader to outputs whose only result is the
+    judge's."""
     score, _ = determine_grade(cell)
     return float(score or 0.0)
 
@@ -52,7 +53,8 @@ def _quiz_notebook(gradebook: Any, resources: dict[str, Any]) -> Any:
 
 
 def hidden_regions(resources: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
-    """Each test cell's (full source, visible part, hidden region), from the gradebook: the instructor's copy, never the submission."""
+    """Each test cell's (full source, visible part, hidden region), from the gradebook: the instructor's copy, never
+    the submission."""
     regions: dict[str, tuple[str, str, str]] = {}
     with Gradebook(resources["nbgrader"]["db_url"]) as gradebook:
         for source_cell in _quiz_notebook(gradebook, resources).source_cells:
@@ -79,7 +81,9 @@ def _quiz_cells(resources: dict[str, Any]) -> tuple[dict[str, str], dict[str, di
         for cell in notebook.source_cells:
             if cell.name in tasks:
                 continue
-            role: dict[str, Any] = {"grade": cell.name in points, "solution": cell.name in solutions, "locked": bool(cell.locked)}
+            role: dict[str, Any] = {
+                "grade": cell.name in points, "solution": cell.name in solutions, "locked": bool(cell.locked)
+            }
             if cell.name in points:
                 role["points"] = points[cell.name]
             roles[cell.name] = role
@@ -91,7 +95,9 @@ def _instructor_sources(resources: dict[str, Any]) -> dict[str, str]:
     if "db_url" not in resources.get("nbgrader", {}):
         return {}
     with Gradebook(resources["nbgrader"]["db_url"]) as gradebook:
-        return {cell.name: cell.source or "" for cell in _quiz_notebook(gradebook, resources).source_cells if cell.locked}
+        return {
+            cell.name: cell.source or "" for cell in _quiz_notebook(gradebook, resources).source_cells if cell.locked
+        }
 
 
 def _course_root(resources: dict[str, Any]) -> Path | None:
@@ -139,7 +145,9 @@ class ReportTampering(NbGraderPreprocessor):
         info = resources.get("nbgrader", {})
         _refuse_unsafe_id(info)
         if len(nb.cells) > Limits.max_cells:
-            raise SubmissionRefused(f"the notebook has {len(nb.cells)} cells; notebooks with more than {Limits.max_cells} are not graded")
+            raise SubmissionRefused(
+                f"the notebook has {len(nb.cells)} cells; notebooks with more than {Limits.max_cells} are not graded"
+            )
         root = _course_root(resources)
         if root is None:
             return nb, resources
@@ -149,7 +157,10 @@ class ReportTampering(NbGraderPreprocessor):
             return nb, resources
         findings = tamper_report(nb, nbformat.read(release, as_version=4), valid_metadata)
         for finding in findings:
-            self.log.warning("Tamper report: %s: %s: %s (%s)", *(printable(t) for t in (info.get("student"), finding.grade_id, finding.problem, finding.detail)))
+            self.log.warning(
+                "Tamper report: %s: %s: %s (%s)",
+                *(printable(t) for t in (info.get("student"), finding.grade_id, finding.problem, finding.detail)),
+            )
         path = report_path(root, info["assignment"], info["student"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps([asdict(finding) for finding in findings], indent=1), encoding="utf-8")
@@ -157,7 +168,8 @@ class ReportTampering(NbGraderPreprocessor):
 
 
 class RepairCells(NbGraderPreprocessor):
-    """Make a submission gradable: drop invalid nbgrader metadata; restore each cell's role; of duplicated ids keep the student's own copy.
+    """Make a submission gradable: drop invalid nbgrader metadata; restore each cell's role; of duplicated ids keep the
+    student's own copy.
 
     Cells whose id the quiz does not have lose their metadata too. Of several
     answer cells with one id, the last one whose source differs
@@ -177,7 +189,9 @@ class RepairCells(NbGraderPreprocessor):
                 continue
             grade_id = cell.metadata.nbgrader["grade_id"]
             if grade_id in roles and restore_role(cell, roles[grade_id]):
-                self.log.warning("Cell %r: its nbgrader role was changed; graded with the quiz's own", printable(grade_id))
+                self.log.warning(
+                    "Cell %r: its nbgrader role was changed; graded with the quiz's own", printable(grade_id)
+                )
             copies.setdefault(grade_id, []).append(cell)
         for grade_id, cells in copies.items():
             if len(cells) == 1:
@@ -213,7 +227,8 @@ class RecordAnswers(NbGraderPreprocessor):
 
 
 class JudgeAnswers(NbGraderPreprocessor):
-    """After execution: restore each test cell's source; judge what was not judged (nothing earned); a verdict for every test cell."""
+    """After execution: restore each test cell's source; judge what was not judged (nothing earned); a verdict for
+    every test cell."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         regions = hidden_regions(resources)
@@ -254,7 +269,8 @@ class SaveJudgedGrades(SaveAutoGrades):
 
 
 class FlagTampering(NbGraderPreprocessor):
-    """After nbgrader saved the grades: flag a submission with tamper findings (or a cell nbgrader zeroed for stderr), for review."""
+    """After nbgrader saved the grades: flag a submission with tamper findings (or a cell nbgrader zeroed for stderr),
+    for review."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         info = resources.get("nbgrader", {})
@@ -272,7 +288,8 @@ class FlagTampering(NbGraderPreprocessor):
 
 
 class SanitizeNotebook(NbGraderPreprocessor):
-    """Last step of autograding: the graded notebook nbgrader writes (and the formgrader shows) carries nothing active."""
+    """Last step of autograding: the graded notebook nbgrader writes (and the formgrader shows) carries nothing
+    active."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         return sanitize_notebook(nb, _instructor_sources(resources)), resources

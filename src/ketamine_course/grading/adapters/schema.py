@@ -13,7 +13,8 @@ __all__ = ["valid_metadata"]
 
 @functools.lru_cache(maxsize=1)
 def _schema() -> tuple[int, Any, Any]:
-    """nbgrader's current schema version, its upgrader and a validator, checked once (``jsonschema.validate`` re-checks the schema per call)."""
+    """nbgrader's current schema version, its upgrader and a validator, checked once (``jsonschema.validate``
+    re-checks the schema per call)."""
     from jsonschema.validators import validator_for
     from nbgrader.nbgraderformat import MetadataValidator
 
