@@ -221,9 +221,10 @@ def add_unit(root: Path, slug: str, title: str, minutes: int) -> Unit:
         if path.exists():
             raise ManifestError(f"{path.relative_to(root)} already exists; nothing was changed")
     quiz.parent.mkdir(parents=True)
+    placeholders = {"UNIT_NUMBER": str(number), "UNIT_TITLE": title, "QUIZ_NAME": unit.quiz, "LESSON": unit.notebook}
     for template, target in ((root / "templates" / "lesson.ipynb", lesson), (root / "templates" / "quiz.ipynb", quiz)):
         text = template.read_text(encoding="utf-8")
-        for key, value in {"UNIT_NUMBER": str(number), "UNIT_TITLE": title, "QUIZ_NAME": unit.quiz, "LESSON": unit.notebook}.items():
+        for key, value in placeholders.items():
             text = text.replace(f"{{{{{key}}}}}", json.dumps(value)[1:-1])  # inside a JSON string of the notebook
         target.write_text(text, encoding="utf-8")
     entry = (  # TOML basic strings take JSON's escapes
