@@ -61,3 +61,13 @@ def test_collect_keeps_nbgrader_s_own_permission_check(tmp_path: Path, monkeypat
     monkeypatch.setattr(exchange, "check_mode", lambda *args, **kwargs: False)  # as a folder without read permission
     with pytest.raises(ExchangeError, match="read permissions"):
         collect.init_src()
+
+
+def test_the_doctor_names_the_versions_and_an_unsupported_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ketamine_course.grading import adapters, doctor
+
+    fine = doctor._nbgrader()
+    assert fine.ok and "nbgrader 0.9" in fine.detail
+    monkeypatch.setitem(adapters.SUPPORTED, "nbgrader", ">=0.10,<0.11")
+    wrong = doctor._nbgrader()
+    assert not wrong.ok and "the grader is written for nbgrader>=0.10,<0.11" in wrong.detail and "./course setup" in wrong.detail

@@ -42,6 +42,25 @@ def _python() -> Finding:
     return Finding("Python", detail, ok)
 
 
+def _nbgrader() -> Finding:
+    """nbgrader and the Jupyter packages the grader reaches into, against the versions its adapters support."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .adapters import SUPPORTED, unsupported
+
+    problems = unsupported()
+    if problems:
+        return Finding("nbgrader", "; ".join(problems) + ": grading refuses until the tested versions are installed "
+                       "(./course setup, or pip install -r requirements.lock)", False)
+    found = []
+    for name in SUPPORTED:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:  # unsupported() has named it already
+            continue
+    return Finding("nbgrader", ", ".join(found) + " (the versions the grader's adapters support)")
+
+
 def _package() -> list[Finding]:
     from .. import data
     from .config import TEMPLATES
@@ -113,7 +132,7 @@ def _sandbox() -> list[Finding]:
 
 def findings() -> list[Finding]:
     """Everything the doctor checks, in the order it reports."""
-    return [_python(), *_package(), _course(), _temporary(), *_sandbox()]
+    return [_python(), _nbgrader(), *_package(), _course(), _temporary(), *_sandbox()]
 
 
 def report() -> tuple[str, int]:
