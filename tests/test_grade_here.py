@@ -78,14 +78,29 @@ def test_run_outside_jupyterlab_the_cell_says_how_to_grade_instead_of_failing(mo
     assert "./course grade" in here.grade_here().data
 
 
-def test_the_grading_cell_costs_nothing_when_there_is_nothing_to_grade() -> None:
+def test_the_kernel_side_s_grade_cell_hands_over_to_the_installed_grader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quiz's grade cell (ketamine_course.quiz.grade_here) finds the grader by its entry point, and says so when none is."""
+    from ketamine_course import quiz
+
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert "./course grade" in quiz.grade_here().data, "the grader's own answer outside JupyterLab"
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda **_: [])
+    assert "No grader is installed" in quiz.grade_here().data
+
+
+@pytest.mark.parametrize("cell", [
+    "from ketamine_course.quiz import grade_here",  # the grade cell of the course's quizzes
+    "from ketamine_course.grading.here import grade_here",  # an earlier release's, still in learners' copies
+])
+def test_the_grading_cell_costs_nothing_when_there_is_nothing_to_grade(cell: str) -> None:
     """Outside JupyterLab or while nbgrader grades the quiz, the last cell imports no grading machinery (it ran 1.7 s before)."""
     import subprocess
     import sys
 
     code = (
         "import os, sys\n"
-        "from ketamine_course.grading.here import grade_here\n"
+        f"{cell}\n"
         "grade_here()\n"
         "os.environ['NBGRADER_EXECUTION'] = 'autograde'\n"
         "grade_here()\n"

@@ -1,6 +1,6 @@
 """Grade a quiz from inside it: one cell, the learner's score and each question's feedback in the notebook.
 
-The last cell of each quiz calls :func:`grade_here`. It grades the quiz **as
+The last cell of each quiz leads to :func:`grade_here`. It grades the quiz **as
 saved** with exactly the pipeline an instructor's grading uses (hidden tests
 judged in a separate process, the learner's code in the sandbox where this
 machine has one; otherwise it says so), and refuses with "save first" when an
@@ -9,10 +9,13 @@ is what the learner sees. The scratch course the grading needs (the quiz's
 gradebook) is made once per quiz and version and reused, so a grade takes about
 as long as running the notebook.
 
-This is the grader's front end in the learner's own kernel; while the quiz is
-being graded it returns at once and imports nothing more. The quiz's first
-cell calls :func:`ketamine_course.quiz.track_cells`, which remembers the
-source each cell was last run with.
+The quiz's grade cell calls :func:`ketamine_course.quiz.grade_here` (the kernel
+side), which finds this function through the ``ketamine_course.grader`` entry
+point (pyproject.toml) and returns at once, loading nothing, while the quiz is
+being graded; a learner's copy of an earlier release imports it from here
+directly, and it too returns at once then. The quiz's first cell calls
+:func:`ketamine_course.quiz.track_cells`, which remembers the source each cell
+was last run with.
 """
 
 from __future__ import annotations

@@ -10,17 +10,17 @@ again, caged, while it is graded. That kernel imports this package only:
   values a hidden test reads (the grader reads them with the same module);
 * :mod:`.cells` - :func:`track_cells`, which the quiz's first cell calls so
   that the grade cell can say "save first" when an answer run is not the saved
-  one.
+  one, and :func:`grade_here`, the grade cell, which finds the grader by its
+  entry point.
 
 It imports nothing of :mod:`ketamine_course.grading` and nothing of nbgrader
-(``tests/test_layout.py`` checks the import graph). The grade cell at the end
-of a quiz is the grader's own front end (:mod:`ketamine_course.grading.here`),
-which does nothing while the quiz is being graded.
+(``tests/test_layout.py`` checks the import graph, and what a quiz's kernel
+loads while it is graded).
 """
 
 from __future__ import annotations
 
-from .cells import track_cells
+from .cells import grade_here, track_cells
 from .checks import (
     NOT_YET_GRADED,
     SLIPS,
@@ -35,5 +35,5 @@ from .checks import (
 
 __all__ = [
     "QuizCheckFailed", "check_choice", "check_number", "check_function", "SLIPS", "grade_choice", "grade_number",
-    "grade_function", "NOT_YET_GRADED", "track_cells",
+    "grade_function", "NOT_YET_GRADED", "track_cells", "grade_here",
 ]

@@ -1,17 +1,24 @@
-"""What each cell of a quiz was last run with, so the grade cell can refuse to grade answers that are not saved.
+"""The quiz's own cells around the answers: the tracker its first cell calls, and the grade cell at its end.
 
-The quiz's first cell calls :func:`track_cells`; the grade cell (the grader's
-front end, :mod:`ketamine_course.grading.here`) asks :func:`unsaved_answers`
-which answer cells were last run in a version the saved file does not hold.
-Outside IPython (a script, nbconvert) nothing is tracked.
+The quiz's first cell calls :func:`track_cells`, which remembers what each
+cell was last run with; :func:`unsaved_answers` then says which answer cells
+were last run in a version the saved file does not hold (outside IPython
+nothing is tracked). The grade cell calls :func:`grade_here`, which hands the
+grading to the grader installed with the course, found by its entry point
+(``ketamine_course.grader``), so this package never imports the grading wing;
+while the quiz is itself being graded it does nothing and loads nothing.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["track_cells", "unsaved_answers"]
+__all__ = ["track_cells", "unsaved_answers", "grade_here", "GRADER_ENTRY_POINTS"]
+
+GRADER_ENTRY_POINTS = "ketamine_course.grader"
+"""The entry-point group in which the course package registers its grader (pyproject.toml)."""
 
 _LAST_RUN: dict[str, str] = {}
 """Each cell id's source as it was last run in this kernel."""
@@ -48,3 +55,25 @@ def unsaved_answers(notebook: Path) -> list[str]:
         if _LAST_RUN[cell["id"]].strip() != cell.source.strip():
             stale.append(str(meta.get("grade_id", cell["id"])))
     return stale
+
+
+def grade_here(quiz: str | None = None) -> Any:
+    """Grade this quiz as saved and show the score and each question's feedback (the quiz's last cell).
+
+    While the quiz itself is being graded or validated (nbgrader sets
+    ``NBGRADER_EXECUTION``) this does nothing. Otherwise the installed grader
+    (:func:`ketamine_course.grading.here.grade_here`) grades the saved file.
+    """
+    from IPython.display import HTML
+
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return HTML("<p>(This cell grades the quiz for a learner; it does nothing while the quiz is being graded.)</p>")
+    from importlib.metadata import entry_points
+
+    graders = list(entry_points(group=GRADER_ENTRY_POINTS, name="grade_here"))
+    if not graders:
+        return HTML(
+            "<p class='ketamine-grade-unsaved'>No grader is installed with this course package "
+            "(reinstall it: ./course setup); grade from a terminal with: ./course grade QUIZ</p>"
+        )
+    return graders[0].load()(quiz)
