@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..quiz.cells import unsaved_answers
+from ..quiz.cells import unsaved_answers, while_graded
 
 __all__ = ["grade_here"]
 
@@ -80,8 +80,9 @@ def grade_here(quiz: str | None = None) -> Any:
 
     # nothing heavy (nbgrader, SQLAlchemy) is imported until there is something to grade: while nbgrader
     # grades the quiz, or when the quiz runs outside JupyterLab, this cell costs next to nothing
-    if os.environ.get("NBGRADER_EXECUTION"):
-        return HTML("<p>(This cell grades the quiz for a learner; it does nothing while the quiz is being graded.)</p>")
+    graded = while_graded()
+    if graded is not None:
+        return graded
     try:
         notebook = _this_notebook()
     except FileNotFoundError as reason:  # run outside JupyterLab (nbconvert, a script): say how to grade instead

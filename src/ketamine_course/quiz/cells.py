@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["track_cells", "unsaved_answers", "grade_here", "GRADER_ENTRY_POINTS"]
+__all__ = ["track_cells", "unsaved_answers", "while_graded", "grade_here", "GRADER_ENTRY_POINTS"]
 
 GRADER_ENTRY_POINTS = "ketamine_course.grader"
 """The entry-point group in which the course package registers its grader (pyproject.toml)."""
@@ -57,6 +57,16 @@ def unsaved_answers(notebook: Path) -> list[str]:
     return stale
 
 
+def while_graded() -> Any | None:
+    """What the grade cell shows while the quiz itself is being graded or validated (nbgrader sets
+    ``NBGRADER_EXECUTION``), or None when it is not: then the cell grades."""
+    if not os.environ.get("NBGRADER_EXECUTION"):
+        return None
+    from IPython.display import HTML
+
+    return HTML("<p>(This cell grades the quiz for a learner; it does nothing while the quiz is being graded.)</p>")
+
+
 def grade_here(quiz: str | None = None) -> Any:
     """Grade this quiz as saved and show the score and each question's feedback (the quiz's last cell).
 
@@ -64,11 +74,12 @@ def grade_here(quiz: str | None = None) -> Any:
     ``NBGRADER_EXECUTION``) this does nothing. Otherwise the installed grader
     (:func:`ketamine_course.grading.here.grade_here`) grades the saved file.
     """
-    from IPython.display import HTML
-
-    if os.environ.get("NBGRADER_EXECUTION"):
-        return HTML("<p>(This cell grades the quiz for a learner; it does nothing while the quiz is being graded.)</p>")
+    graded = while_graded()
+    if graded is not None:
+        return graded
     from importlib.metadata import entry_points
+
+    from IPython.display import HTML
 
     graders = list(entry_points(group=GRADER_ENTRY_POINTS, name="grade_here"))
     if not graders:
