@@ -43,6 +43,8 @@ def test_a_test_that_gives_blank_work_points_is_caught(tmp_path: Path, sandbox: 
     lines = author_check(_faulty_course(tmp_path, quiz, always_one), quiz, sandbox=sandbox)
     problems = [line.copy for line in lines if not line.ok]
     assert "blank" in problems and "q1_answer wrong" in problems, check_text(quiz, lines)
+    blank = next(line for line in lines if line.copy == "blank")
+    assert "q1_test 1/1 (still earns points with this answer wrong)" in blank.detail, blank.detail
 
 
 def test_a_hidden_test_the_judge_would_refuse_is_reported(tmp_path: Path) -> None:
@@ -70,3 +72,19 @@ def test_a_check_that_recognises_a_wrong_value_is_reported(tmp_path: Path, sandb
     problems = [line for line in lines if not line.ok]
     assert [line.copy for line in problems] == ["q1_test"], check_text(quiz, lines)
     assert "grade_number(..., slips=" in problems[0].detail
+
+
+def test_the_check_says_which_test_failed_for_which_copy_and_why(tmp_path: Path, sandbox: bool) -> None:
+    """A hidden test that rejects the author's own solution: the check names the test, its line, and the values compared."""
+    quiz = QUIZZES[0]
+
+    def expects_c(nb: dict) -> None:
+        cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_test")
+        cell["source"] = "### BEGIN HIDDEN TESTS\nimport numpy as np\nnp.testing.assert_equal(answer_q1, 'C')\n### END HIDDEN TESTS"
+
+    lines = author_check(_faulty_course(tmp_path, quiz, expects_c), quiz, sandbox=sandbox)
+    solution = next(line for line in lines if line.copy == "solution")
+    assert not solution.ok, check_text(quiz, lines)
+    assert "q1_test 0/" in solution.detail and "hidden line 2" in solution.detail, solution.detail
+    assert "np.testing.assert_equal(answer_q1, 'C')" in solution.detail and "'B'" in solution.detail and "'C'" in solution.detail
+    assert "q2_test" not in solution.detail, "only the test that failed is named"

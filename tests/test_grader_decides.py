@@ -58,9 +58,16 @@ VISIBLE_HELPER = "def close(a, b):\n    assert abs(a - b) < 0.01, f'{a} is not {
 @pytest.mark.parametrize("hidden_code", LIBRARY_ASSERTIONS)
 def test_an_assertion_a_library_raises_never_shows_the_expected_value(hidden_code: str) -> None:
     """numpy.testing and pandas.testing write both values into their message; the feedback keeps only that they differ."""
-    outputs = hidden.judge_hidden(hidden_code, {"values": {"answer_q1": {"type": "float", "value": 7.75}}}, visible=VISIBLE_HELPER)
-    shown = repr([dict(o) for o in outputs])
+    from ketamine_course.grading.adapters.preprocessors import drop_judge_details
+
+    details: list[str] = []
+    outputs = hidden.judge_hidden(hidden_code, {"values": {"answer_q1": {"type": "float", "value": 7.75}}}, visible=VISIBLE_HELPER, details=details)
     assert [o.output_type for o in outputs] == ["error"] and outputs[0].ename == "AssertionError"
+    assert "42.1" in details[0], "control: the author's check is told in full"
+    cell = _test_cell(2, *outputs)
+    cell.metadata["ketamine_course"] = {hidden.DETAIL: details[0]}
+    nbformat.validate(nbformat.v4.new_notebook(cells=[cell]))
+    shown = repr(drop_judge_details(nbformat.v4.new_notebook(cells=[cell])).cells[0])
     assert "42.1" not in shown and "the values it compared differ" in shown, shown
     assert verdict(_test_cell(2, *outputs)) == 0
 

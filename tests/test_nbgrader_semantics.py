@@ -54,6 +54,27 @@ SOLUTIONS = {
     "a_helper": "answer6 = 2.5",
     "a_mixed": 'answer7 = {"x": (1, 2), "y": {3}}',
     "a_noisy": "import sys\ndef noisy(x):\n    print('careful', file=sys.stderr)\n    return x",
+    # names the course's own helpers use, as a student may name their answers
+    "a_names": "receptor = 'NMDA'\ndata = [1, 2]\npk = 3.5\nload_table = 'table'\ncheck_number = 7\ngrade_choice = 'B'",
+    "a_course": "from ketamine_course import dosing\nfrom ketamine_course.dosing import dose_mg as my_dose\n"
+                "dose = dosing.dose_mg(70, 0.5, 'antidepressant_research_iv')",
+    "a_pandas": (
+        "import pandas as pd\n"
+        "trials = pd.DataFrame({'drug': pd.Categorical(['ket', 'esk', 'ket']), 'n': pd.array([10, None, 30], dtype='Int64'),\n"
+        "    'day': pd.to_datetime(['2020-01-01', '2020-01-02', '2020-01-03']), 'arm': pd.array(['a', 'b', None], dtype='string')},\n"
+        "    index=pd.Index(['t1', 't2', 't3'], name='trial'))\n"
+        "totals = pd.DataFrame({'g': ['a', 'b', 'a'], 'v': [1.5, 2.0, 3.0]}).groupby('g').sum()\n"
+        "stamps = pd.Series([1, 2], index=pd.date_range('2020-01-01', periods=2, tz='UTC'), name='s')"
+    ),
+    "a_types": (
+        "import dataclasses, datetime, decimal, fractions, collections\nimport numpy as np\n"
+        "@dataclasses.dataclass\nclass Patient:\n    weight_kg: float\n    age_y: int\n"
+        "Dose = collections.namedtuple('Dose', ['mg', 'route'])\n"
+        "patient = Patient(70.0, 30)\nplan = Dose(35.0, 'iv')\n"
+        "others = [1 + 2j, decimal.Decimal('0.5'), fractions.Fraction(1, 3), datetime.date(2019, 3, 5), range(3), b'ok',\n"
+        "    np.array(['a', 'b']), np.array(['2020-01-01'], dtype='datetime64[D]'), np.complex128(1j)]"
+    ),
+    "a_warns": "warn_answer = 1",
 }
 TESTS = [
     ("t_list", "", "assert answer_list == [1, 2, 3]", 2),
@@ -64,8 +85,36 @@ TESTS = [
     ("t_helper", "def close(a, b):\n    return abs(a - b) < 1e-6", "assert close(answer6, 2.5)", 1),
     ("t_mixed", "", 'assert answer7 == {"x": (1, 2), "y": {3}}', 1),
     ("t_noisy", "", "assert noisy(2) == 2", 1),
+    ("t_names", "", "assert receptor == 'NMDA' and data == [1, 2] and pk == 3.5\n"
+     "assert load_table == 'table' and check_number == 7 and grade_choice == 'B'", 1),
+    ("t_course", "", "assert abs(dose - dosing.dose_mg(70, 0.5, 'antidepressant_research_iv')) < 1e-9\n"
+     "assert my_dose(60, 0.5, 'antidepressant_research_iv') == 30", 1),
+    ("t_pandas", "import pandas as pd", (
+        "expected = pd.DataFrame({'drug': pd.Categorical(['ket', 'esk', 'ket']), 'n': pd.array([10, None, 30], dtype='Int64'),\n"
+        "    'day': pd.to_datetime(['2020-01-01', '2020-01-02', '2020-01-03']), 'arm': pd.array(['a', 'b', None], dtype='string')},\n"
+        "    index=pd.Index(['t1', 't2', 't3'], name='trial'))\n"
+        "pd.testing.assert_frame_equal(trials, expected)\n"
+        "pd.testing.assert_frame_equal(totals, pd.DataFrame({'g': ['a', 'b', 'a'], 'v': [1.5, 2.0, 3.0]}).groupby('g').sum())\n"
+        "pd.testing.assert_series_equal(stamps, pd.Series([1, 2], index=pd.date_range('2020-01-01', periods=2, tz='UTC'), name='s'))"
+    ), 2),
+    ("t_types", "", (
+        "import datetime, decimal, fractions\nimport numpy as np\n"
+        "assert patient.weight_kg == 70.0 and patient.age_y == 30\n"
+        "assert plan == (35.0, 'iv') and plan.mg == 35.0 and plan.route == 'iv'\n"
+        "assert others[:6] == [1 + 2j, decimal.Decimal('0.5'), fractions.Fraction(1, 3), datetime.date(2019, 3, 5), range(3), b'ok']\n"
+        "np.testing.assert_array_equal(others[6], np.array(['a', 'b']))\n"
+        "assert others[7][0] == np.datetime64('2020-01-01') and others[8] == 1j"
+    ), 2),
+    ("t_warns", "", "import numpy as np\nnp.mean([])  # numpy warns: the mean of nothing\nassert warn_answer == 1", 1),
 ]
 
+SOLUTIONS_PANDAS_WRONG = (
+    "import pandas as pd\n"
+    "trials = pd.DataFrame({'drug': ['ket', 'esk', 'ket'], 'n': [10.0, None, 30.0],\n"
+    "    'day': ['2020-01-01', '2020-01-02', '2020-01-03'], 'arm': ['a', 'b', None]}, index=['t1', 't2', 't3'])\n"
+    "totals = pd.DataFrame({'v': [4.5, 2.0]}, index=['a', 'b'])\n"
+    "stamps = pd.Series([1, 2], index=pd.date_range('2020-01-01', periods=2), name='s')"
+)
 SUBMISSIONS = {
     "right": SOLUTIONS,
     "half": {
@@ -73,6 +122,7 @@ SUBMISSIONS = {
         "a_partial": "a5 = 3\nb5 = 5",
         "a_func": "def square(x):\n    return x * abs(x)",
         "a_frame": 'import pandas as pd\ndf = pd.DataFrame({"a": [1, 2, 4], "b": [0.5, 1.0, 1.5]})',
+        "a_pandas": SOLUTIONS_PANDAS_WRONG,
     },
     "wrong": {
         "a_list": "answer_list = [1, 2]",
@@ -83,6 +133,11 @@ SUBMISSIONS = {
         "a_helper": "answer6 = 3",
         "a_mixed": 'answer7 = {"x": [1, 2], "y": {3}}',
         "a_noisy": "def noisy(x):\n    return x + 1",
+        "a_names": "receptor = 'AMPA'\ndata = [1, 2]\npk = 3.5\nload_table = 'table'\ncheck_number = 7\ngrade_choice = 'B'",
+        "a_course": "from ketamine_course import dosing\ndef my_dose(*args):\n    return 31\ndose = 34.0",
+        "a_pandas": SOLUTIONS_PANDAS_WRONG,
+        "a_types": "patient = None\nplan = (35.0, 'iv')\nothers = []",
+        "a_warns": "warn_answer = 2",
     },
     "blank": {},
 }
@@ -180,6 +235,17 @@ def test_the_patterns_are_judged_not_just_accepted(graded) -> None:
     assert ours["right"]["t_noisy"] == 0, "nbgrader gives no credit to a test cell with stderr output"
     assert ours["half"]["t_partial"] == 1 and ours["half"]["t_func"] == 0
     assert all(score == 0 for q, score in ours["blank"].items() if q != "flagged")
+
+
+def test_any_value_an_instructor_tests_scores_as_in_the_students_kernel(graded) -> None:
+    """Names the course's helpers use, course helpers, pandas dtypes and indexes, Python's and NumPy's other types, and a
+    hidden test that warns: right work earns these points, wrong work loses them (the comparison above, made to fail)."""
+    stock, ours, _ = graded
+    for question in ("t_names", "t_course", "t_pandas", "t_types"):
+        assert ours["right"][question] == stock["right"][question] > 0, question
+        assert ours["wrong"][question] == stock["wrong"][question] == 0, question
+    assert ours["right"]["t_warns"] == stock["right"]["t_warns"] == 0, "numpy warns on the mean of nothing: stderr"
+    assert ours["half"]["t_pandas"] == 0
 
 
 def test_objects_that_lie_fool_stock_nbgrader_and_earn_nothing_here(graded) -> None:

@@ -128,6 +128,46 @@ def recognises_wrong_values(visible: str) -> bool:
     )
 
 
+def test_reasons(notebook: Any) -> dict[str, str]:
+    """Why each test cell of a graded notebook lost its points, for the quiz's author: grade id -> reason.
+
+    The reason is the judge's full one where it left one (the hidden test's
+    line and the exception's own text, values compared included), else what
+    the cell showed: its error, or that something wrote to stderr.
+    """
+    from .hidden import DETAIL, grade_id_of
+
+    reasons: dict[str, str] = {}
+    for cell in notebook.cells:
+        grade_id = grade_id_of(cell)
+        if grade_id is None or cell.cell_type != "code":
+            continue
+        detail = cell.get("metadata", {}).get("ketamine_course", {}).get(DETAIL)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                reasons[grade_id] = str(detail or f"{output.get('ename', '')}: {output.get('evalue', '')}")
+                break
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                reasons[grade_id] = f"wrote to stderr (nbgrader scores the cell 0): {str(output.get('text', ''))[:300]}"
+                break
+    return reasons
+
+
+def _explained(scores: dict[str, float], tests: dict[str, tuple[float, set[str]]], reasons: dict[str, str],
+               kept: list[str] | None = None) -> str:
+    """Each test cell that scored other than meant, with its score and why."""
+    parts = []
+    for test_id, (points, _) in tests.items():
+        score = scores.get(test_id, 0.0)
+        if kept is not None and test_id in kept:
+            if score > 0:
+                parts.append(f"{test_id} {score:g}/{points:g} (still earns points with this answer wrong)")
+            continue
+        if score < points:
+            parts.append(f"{test_id} {score:g}/{points:g}: {reasons.get(test_id, 'no reason recorded')}")
+    return "; ".join(part.replace("; ", ", ") for part in parts)
+
+
 def _meta(cell: Any) -> dict[str, Any]:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return meta if isinstance(meta, dict) else {}
@@ -202,14 +242,23 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
                 course, quiz, list(copies), db_url=db, progress=None, sandbox=sandbox, config_root=root
             )
         }
+        reasons: dict[str, dict[str, str]] = {}
+        for name in copies:
+            graded_path = course / "autograded" / name / quiz / f"{quiz}.ipynb"
+            reasons[name] = test_reasons(nbformat.read(graded_path, as_version=4)) if graded_path.exists() else {}
     full = sum(points for points, _ in tests.values())
     graded = results["solution"]
+    solution_ok = graded.score == full and not graded.error
     lines.append(CheckLine(
-        "solution", graded.score, f"{full:g} (full marks)", graded.score == full and not graded.error,
-        graded.error or "",
+        "solution", graded.score, f"{full:g} (full marks)", solution_ok,
+        graded.error or ("" if solution_ok else _explained(_scores(graded), tests, reasons["solution"])),
     ))
     blank = results["blank"]
-    lines.append(CheckLine("blank", blank.score, "0", blank.score == 0 and not blank.error, blank.error or ""))
+    blank_ok = blank.score == 0 and not blank.error
+    lines.append(CheckLine(
+        "blank", blank.score, "0", blank_ok,
+        blank.error or ("" if blank_ok else _explained(_scores(blank), tests, {}, kept=list(tests))),
+    ))
     for answer_id, code in solutions.items():
         names = set(_defined_names(code))
         reading = [test_id for test_id, (_, read) in tests.items() if names & read]
@@ -223,7 +272,7 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
         detail = result.error or (
             "" if ok
             else "no test cell reads what this answer defines" if not reading
-            else ", ".join(f"{q} {by_test.get(q, 0):g}/{tests[q][0]:g}" for q in tests)
+            else _explained(by_test, tests, reasons[f"wrong-{answer_id}"], kept=reading)
         )
         lines.append(CheckLine(
             f"{answer_id} wrong", result.score, f"{full - lost:g} (loses {', '.join(reading) or 'nothing'})", ok, detail
@@ -231,14 +280,16 @@ def author_check(course_root: Path, quiz: str, sandbox: bool | None = None) -> l
     return lines
 
 
+def _scores(result: Any) -> dict[str, float]:
+    return {q: score for q, (score, _) in result.questions.items()}
+
+
 def check_text(quiz: str, lines: list[CheckLine]) -> str:
     """The author's check as a table."""
     rows = [f"Author's check of {quiz}:", f"  {'copy graded':<28}{'score':>8}  {'expected':<34}result"]
     for line in lines:
-        rows.append(
-            f"  {line.copy:<28}{line.score:>8g}  {line.expected:<34}{'ok' if line.ok else 'PROBLEM'}"
-            f"{': ' + line.detail if line.detail else ''}"
-        )
+        rows.append(f"  {line.copy:<28}{line.score:>8g}  {line.expected:<34}{'ok' if line.ok else 'PROBLEM'}")
+        rows += [f"      {part}" for part in line.detail.split("; ") if part]
     problems = sum(1 for line in lines if not line.ok)
     rows.append(f"  {'no problems' if not problems else f'{problems} problem(s)'}")
     return "\n".join(rows)

@@ -52,6 +52,7 @@ import importlib
 import io
 import json
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from ..quiz import QuizCheckFailed
+from ..quiz.values import unsupported_parts
 from ..quiz.wire import RECORD_MARKER, MalformedRecord, Unsupported, decode, encode, parse_record
 
 __all__ = [
@@ -99,13 +101,13 @@ def split_hidden(source: str) -> tuple[str, str | None]:
 
 
 def _grader_namespace() -> dict[str, Any]:
-    from .. import data, dosing, evidence, pk, receptor
-    from ..quiz import checks
+    """The hidden code's own namespace before the student's names are added: Python's builtins, nothing of the course.
 
-    namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": "__hidden_test__"}
-    namespace.update({name: getattr(checks, name) for name in checks.__all__})
-    namespace.update(dosing=dosing, pk=pk, receptor=receptor, evidence=evidence, data=data, load_table=data.load_table)
-    return namespace
+    The student's names are then added exactly as the student left them; a
+    course helper is there only where the hidden test imports it, or where the
+    student's own name holds it (then the grader's own copy stands in).
+    """
+    return {"__builtins__": builtins, "__name__": "__main__"}
 
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
@@ -142,8 +144,7 @@ def kernel_inputs(hidden: str, visible: str = "") -> list[str]:
     trees = [ast.parse(hidden), definitions]
     loaded = [n.id for tree in trees for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
     bound = _bound_names(trees[0]) | _bound_names(definitions)
-    grader = set(_grader_namespace())
-    return [n for n in dict.fromkeys(loaded) if n not in bound and n not in grader and not hasattr(builtins, n)]
+    return [n for n in dict.fromkeys(loaded) if n not in bound and not n.startswith("__") and not hasattr(builtins, n)]
 
 
 def recorder_call(grade_id: str, hidden: str, visible: str = "") -> str:
@@ -252,8 +253,32 @@ class KernelFunction:
         return f"<function {self.__name__}>"
 
 
+_COURSE_MODULES = {name: name for name in MODULES if name.startswith("ketamine_course.")}
+
+
+def course_helper(reference: object) -> Any:
+    """The grader's own copy of a course helper the kernel names (``"ketamine_course.dosing:dose_mg"``), else None.
+
+    Only a function defined in one of :data:`MODULES`' course modules, under
+    the name it is defined by: the module's string is the set's own, and the
+    name must be an identifier the module defines as such a function.
+    """
+    module_name, _, name = str(reference).partition(":")
+    known = _COURSE_MODULES.get(module_name)
+    if known is None or not name.isidentifier() or name.startswith("_"):
+        return None
+    helper = vars(importlib.import_module(known)).get(name)
+    if not callable(helper) or isinstance(helper, type) or getattr(helper, "__qualname__", None) != name:
+        return None
+    home = str(getattr(helper, "__module__", ""))
+    return helper if home.startswith("ketamine_course.") and home in _COURSE_MODULES else None
+
+
 def _value(name: str, encoded: Any, calls: KernelCalls | None) -> Any:
     if isinstance(encoded, dict) and encoded.get("type") == "callable":
+        helper = course_helper(encoded.get("course")) if encoded.get("course") else None
+        if helper is not None:
+            return helper
         return KernelFunction(name, calls) if calls is not None else Unsupported("function")
     if isinstance(encoded, dict) and encoded.get("type") == "module":
         # the set's own string, never the kernel's
@@ -288,54 +313,109 @@ def _assertion_message(error: AssertionError) -> str:
     while origin is not None and origin.tb_next is not None:
         origin = origin.tb_next
     module = origin.tb_frame.f_globals.get("__name__", "") if origin is not None else ""
-    where = f" in {module.split('.')[0]}" if module and module != "__hidden_test__" else ""
+    where = f" in {module.split('.')[0]}" if module and module != "__main__" else ""
     return (
         f"✗ a hidden test failed: the values it compared differ (an assertion{where}; "
         "its details are not shown, as they hold the expected value)"
     )
 
 
+DETAIL = "judge_detail"
+"""``cell.metadata["ketamine_course"][DETAIL]``: why a hidden test failed, in full, for the instructor (the author's
+check reads it from the autograded notebook, which holds the hidden tests anyway); feedback drops it
+(:func:`~.adapters.preprocessors.drop_judge_details`)."""
+
+
+def _detail(error: BaseException, hidden: str) -> str:
+    """Why a hidden test failed, in full, for its author: the line of the hidden test and the exception's own text."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == HIDDEN_FILENAME]
+    lines = hidden.splitlines()
+    where = ""
+    if frames and frames[-1].lineno and 0 < frames[-1].lineno <= len(lines):
+        where = f"hidden line {frames[-1].lineno} `{lines[frames[-1].lineno - 1].strip()[:200]}`: "
+    text = str(error).strip()
+    return f"{where}{type(error).__name__}{': ' + text[:1500] if text else ''}"
+
+
+def _unreadable(values: dict[str, Any]) -> list[str]:
+    """``["answer_q3 (a Patient object)"]``: the student's values the grader could not rebuild."""
+    return [f"{name} (a {', '.join(parts)})" for name, value in values.items() if (parts := unsupported_parts(value))]
+
+
+def _warnings_text(caught: list[warnings.WarningMessage]) -> str:
+    """Warnings raised while the hidden code ran, as Python writes them to stderr (where nbgrader reads them)."""
+    return "".join(
+        warnings.formatwarning(w.message, w.category, w.filename, w.lineno, line="") for w in caught
+    )
+
+
 def judge_hidden(
-    hidden: str, record: dict[str, Any], visible: str = "", calls: KernelCalls | None = None
+    hidden: str, record: dict[str, Any], visible: str = "", calls: KernelCalls | None = None,
+    details: list[str] | None = None,
 ) -> list[NotebookNode]:
-    """Run a hidden region in the grader against a record: the outputs nbgrader would have seen from it."""
+    """Run a hidden region in the grader against a record: the outputs nbgrader would have seen from it.
+
+    Failing, the full reason for the instructor is appended to ``details``
+    (:data:`DETAIL`); the outputs, which a student sees, never hold an
+    expected value.
+    """
     namespace = _grader_namespace()
     exec(compile(_visible_definitions(visible), "<visible part>", "exec"), namespace)  # noqa: S102 - instructor's code
     values = record.get("values")
     values = values if isinstance(values, dict) else {}  # a forged record may hold anything
-    # only the names the hidden code reads: never a builtin or the grader's own
-    for name in kernel_inputs(hidden, visible):
-        namespace[name] = _value(name, values.get(name, {"type": "missing"}), calls)
+    # only the names the hidden code reads: never a builtin
+    student = {
+        name: _value(name, values.get(name, {"type": "missing"}), calls) for name in kernel_inputs(hidden, visible)
+    }
+    namespace.update(student)
     tree = ast.parse(hidden)
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     assert last is None or isinstance(last, ast.Expr)
-    printed = io.StringIO()
+    printed, errors = io.StringIO(), io.StringIO()
     outputs: list[NotebookNode] = []
     result: Any = None
+    failure: BaseException | None = None
     try:
-        with contextlib.redirect_stdout(printed):
-            exec(compile(tree, HIDDEN_FILENAME, "exec"), namespace)  # noqa: S102 - instructor's own test code
-            if last is not None:
-                result = eval(compile(ast.Expression(last.value), HIDDEN_FILENAME, "eval"), namespace)  # noqa: S307
-    except QuizCheckFailed as failure:
-        outputs.append(_error("QuizCheckFailed", f"✗ {failure.question}: {failure.message}"))
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+            try:
+                exec(compile(tree, HIDDEN_FILENAME, "exec"), namespace)  # noqa: S102 - instructor's own test code
+                if last is not None:
+                    result = eval(compile(ast.Expression(last.value), HIDDEN_FILENAME, "eval"), namespace)  # noqa: S307
+            finally:
+                errors.write(_warnings_text(caught))
+    except QuizCheckFailed as error:
+        failure = error
+        outputs.append(_error("QuizCheckFailed", f"✗ {error.question}: {error.message}"))
     except StudentError as error:
+        failure = error
         outputs.append(_error("StudentError", f"✗ a hidden test called your function and it failed: {error}"))
     except AssertionError as error:
+        failure = error
         outputs.append(_error("AssertionError", _assertion_message(error)))
     except Exception as error:  # the hidden test could not use the answer: no credit, and the kind of problem
+        failure = error
+        unreadable = _unreadable(student)
         outputs.append(_error(
             type(error).__name__,
             f"✗ a hidden test could not use your answer ({type(error).__name__}); "
-            "check it has the form the question asks for",
+            + (f"the grader cannot read {', '.join(unreadable)}: give the kind of value the question asks for"
+               if unreadable else "check it has the form the question asks for"),
         ))
+    if failure is not None and details is not None:
+        unreadable = _unreadable(student)
+        details.append(_detail(failure, hidden) + (
+            f" (the grader could not rebuild {', '.join(unreadable)})" if unreadable else ""))
     if calls is not None:
         outputs = calls.outputs + outputs
-    text = printed.getvalue()
-    if text:
-        outputs.insert(
-            len(calls.outputs) if calls is not None else 0, nbformat.v4.new_output("stream", name="stdout", text=text)
-        )
+    streams = [("stdout", printed.getvalue()), ("stderr", errors.getvalue())]
+    at = len(calls.outputs) if calls is not None else 0
+    for name, text in reversed(streams):
+        if text:
+            outputs.insert(at, nbformat.v4.new_output("stream", name=name, text=text))
     if not any(o.output_type == "error" for o in outputs) and result is not None:
         outputs.append(
             nbformat.v4.new_output("execute_result", data={"text/plain": repr(result)}, execution_count=None)
@@ -373,14 +453,19 @@ def _records(
     return records, refused, kept
 
 
+def _wrote_stderr(outputs: list[NotebookNode]) -> bool:
+    """Whether a test cell that raised nothing wrote to stderr (nbgrader then gives it no credit)."""
+    wrote = any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outputs)
+    return wrote and not any(o.get("output_type") == "error" for o in outputs)
+
+
 def _explain(outputs: list[NotebookNode]) -> list[NotebookNode]:
-    """A line saying why nbgrader gives no credit when the student's code wrote to stderr during a passing test."""
-    wrote_stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outputs)
+    """A line saying why nbgrader gives no credit when the test cell wrote to stderr during a passing test."""
     failed = any(o.get("output_type") == "error" for o in outputs)
-    if wrote_stderr and not failed:
+    if _wrote_stderr(outputs):
         return [nbformat.v4.new_output(
             "stream", name="stdout",
-            text="✗ your code wrote to stderr while it was tested (a warning?): "
+            text="✗ something wrote to stderr while this question was tested (a warning?): "
             "nbgrader gives no credit for a test cell with "
             "error output, so this question scores 0 and is flagged for your instructor to review\n",
         )]
@@ -411,6 +496,8 @@ def judge_cell(
     (:func:`ketamine_course.grading.adapters.preprocessors.verdict`).
     """
     records, refused, outputs = _records(inert(cell.get("outputs", [])), grade_id)
+    if isinstance(cell.get("metadata", {}).get("ketamine_course"), dict):
+        cell.metadata["ketamine_course"].pop(DETAIL, None)  # only the judge writes it
     stderr = False
     if any(o.get("output_type") == "error" for o in outputs):
         cell.outputs = outputs  # the visible part failed: the hidden tests never ran (as in nbgrader)
@@ -421,14 +508,17 @@ def judge_cell(
         ]
     else:
         calls = KernelCalls(grade_id, run_in_kernel) if run_in_kernel is not None else None
-        judged = judge_hidden(hidden, records[0], visible, calls)
+        details: list[str] = []
+        judged = judge_hidden(hidden, records[0], visible, calls, details)
+        if details:
+            cell.metadata.setdefault("ketamine_course", {})[DETAIL] = details[0]
         # the judge's own: the hidden test's last value
         partial = [o for o in judged if o.get("output_type") == "execute_result"]
-        # what the student's functions printed
+        # what the student's functions and the hidden code printed
         rest = inert([o for o in judged if o.get("output_type") != "execute_result"])
-        note = _explain(outputs + rest) if not partial else []
+        stderr = _wrote_stderr(outputs + rest)
+        note = _explain(outputs + rest) if not partial or stderr else []
         cell.outputs = outputs + rest + note + partial
-        stderr = bool(note) and "stderr" in note[0].get("text", "")
     return stderr
 
 

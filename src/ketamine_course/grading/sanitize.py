@@ -36,6 +36,8 @@ from typing import Any
 import nh3
 from nbformat import NotebookNode, v4
 
+from .hidden import DETAIL as JUDGE_DETAIL
+
 __all__ = [
     "CONTENT_SECURITY_POLICY",
     "clean_html",
@@ -252,7 +254,11 @@ def sanitize_notebook(nb: NotebookNode, trusted: dict[str, str] | None = None) -
         nb.metadata["language_info"] = {"name": language["name"][:100]}
     for cell in nb.cells:
         nbgrader = cell.get("metadata", {}).get("nbgrader")
+        judged = cell.get("metadata", {}).get("ketamine_course", {})
+        detail = judged.get(JUDGE_DETAIL) if isinstance(judged, dict) else None
         cell.metadata = {"nbgrader": nbgrader} if isinstance(nbgrader, dict) else {}
+        if isinstance(detail, str) and isinstance(nbgrader, dict) and nbgrader.get("grade"):
+            cell.metadata["ketamine_course"] = {JUDGE_DETAIL: detail[:2000]}  # the judge's, for the instructor: text
         grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
         if (
             cell.cell_type == "markdown" and trusted and grade_id in trusted and cell.source == trusted[grade_id]

@@ -244,6 +244,7 @@ class JudgeAnswers(NbGraderPreprocessor):
                     verdicts[grade_id] = verdict(cell)
                 cell.source = original
             else:  # a test cell without hidden tests: the kernel's outputs, made inert, by nbgrader's rule
+                cell.get("metadata", {}).pop("ketamine_course", None)  # the judge's notes, which only it writes
                 cell.outputs = inert(cell.get("outputs", []))
                 verdicts[grade_id] = verdict(cell)
         return nb, resources
@@ -300,11 +301,19 @@ class SanitizeNotebook(NbGraderPreprocessor):
 # --------------------------------------------------------------------------
 
 
+def drop_judge_details(nb: NotebookNode) -> NotebookNode:
+    """Remove the judge's full reasons (:data:`~..hidden.DETAIL`, for the instructor) from a notebook's cells."""
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("ketamine_course", None)
+    return nb
+
+
 class RenderMathOffline(NbGraderPreprocessor):
     """Feedback: Markdown cells as clean HTML with their mathematics as MathML (no MathJax, no CDN)."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         sanitize_notebook(nb)  # a second layer: the autograded notebook was already sanitized
+        drop_judge_details(nb)
         resources["ketamine_csp"] = CONTENT_SECURITY_POLICY  # the feedback_safe template writes it into the page
         for cell in nb.cells:
             if cell.cell_type == "markdown":
