@@ -249,3 +249,61 @@ def test_the_watchdog_counts_a_tree_without_following_a_link_or_changing_anythin
     assert os.stat(outside).st_mode & 0o777 == 0o300, "nothing through the link was touched"
     if os.geteuid() != 0:  # root reads it as it is; a normal user's grader makes it readable, through the folder's own handle
         assert os.stat(hidden_folder).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("record", [
+    {"type": "range", "items": [{"type": "int", "value": 0}, {"type": "int", "value": 10**18}, {"type": "int", "value": 1}]},
+    {"type": "series", "name": {"type": "none"}, "values": {"type": "ndarray", "dtype": "int64", "shape": [0], "data": []},
+     "index": {"type": "rangeindex", "start": 0, "stop": 10**15, "step": 1, "names": [{"type": "none"}]}},
+    {"type": "index", "names": [{"type": "none"}], "values": {"type": "strings", "storage": "python", "na": "nan", "data": [1]}},
+    {"type": "timestamp", "unit": "ns", "value": 0, "tz": "../../etc/passwd"},
+    {"type": "namedtuple", "class": "X", "fields": ["_a"], "items": [{"type": "none"}]},
+    {"type": "npscalar", "dtype": "object", "value": {"type": "int", "value": 1}},
+], ids=["long range", "long RangeIndex", "strings that are not", "time zone path", "private field", "object scalar"])
+def test_a_description_that_would_grow_or_reach_outside_is_unsupported(record: dict) -> None:
+    assert isinstance(decode(record), Unsupported)
+
+
+def test_every_kind_of_value_rebuilds_as_itself() -> None:
+    """Each kind the grader rebuilds compares with the original as it would in the student's kernel."""
+    import collections
+    import dataclasses
+    import datetime
+    import decimal
+    import fractions
+
+    import numpy as np
+    import pandas as pd
+
+    from ketamine_course.quiz.values import StudentObject, encode
+
+    @dataclasses.dataclass
+    class Patient:
+        weight_kg: float
+
+    frames = [
+        pd.DataFrame({"a": pd.Categorical(["x", "y"], ordered=True), "b": pd.array([1, None], dtype="Int64"),
+                      "c": pd.array(["p", None], dtype="string"), "d": pd.to_datetime(["2020-01-01", "2021-01-01"]).tz_localize("Europe/Paris"),
+                      "e": pd.to_timedelta([1, 2], unit="h"), "f": [1 + 1j, 2j], "g": [decimal.Decimal("1"), None]},
+                     index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)], names=["k", "n"])).rename_axis(columns="col"),
+        pd.DataFrame({"v": [1.5, 2.5]}, index=pd.RangeIndex(10, 14, 2, name="r")),
+    ]
+    for frame in frames:
+        pd.testing.assert_frame_equal(decode(encode(frame)), frame)
+    series = pd.Series([1.0, np.nan], index=pd.date_range("2020-01-01", periods=2, freq="D"), name="s")
+    pd.testing.assert_series_equal(decode(encode(series)), series)
+    pd.testing.assert_index_equal(decode(encode(frames[0].index)), frames[0].index)
+    Dose = collections.namedtuple("Dose", ["mg", "route"])
+    plain = [1 + 2j, b"\x00ok", decimal.Decimal("0.10"), fractions.Fraction(2, 3), datetime.datetime(2020, 1, 1, 12, tzinfo=datetime.UTC),
+             datetime.time(8, 30), datetime.timedelta(hours=36), range(0, 10, 2), slice(1, None), ..., Dose(35.0, "iv"),
+             pd.Timestamp("2020-01-01", tz="UTC"), pd.Timedelta("1h"), np.datetime64("2020-01-01T10:00"), np.str_("x"), np.complex64(1j)]
+    for value in plain:
+        rebuilt = decode(encode(value))
+        assert rebuilt == value and type(rebuilt).__name__ == type(value).__name__, (value, rebuilt)
+    assert decode(encode(pd.NaT)) is pd.NaT and decode(encode(pd.NA)) is pd.NA
+    for array in (np.array([["a", "bc"]]), np.array([1 + 1j]), np.array(["2020-01-01"], dtype="datetime64[D]"), np.array([[1, "x"]], dtype=object)):
+        rebuilt = decode(encode(array))
+        assert rebuilt.dtype.kind == array.dtype.kind and rebuilt.shape == array.shape and (rebuilt == array).all()
+    patient = decode(encode(Patient(70.0)))
+    assert isinstance(patient, StudentObject) and patient.weight_kg == 70.0 and patient == decode(encode(Patient(70.0)))
+    assert patient != decode(encode(Patient(71.0))) and patient != 70.0

@@ -451,6 +451,8 @@ def _decode_index(encoded: Any, depth: int) -> Any:
     names = [_decode(name, depth + 1) for name in encoded.get("names", [None])]
     if kind == "rangeindex":
         index = pandas.RangeIndex(_int(encoded.get("start")), _int(encoded.get("stop")), _int(encoded.get("step")))
+        if len(index) > MAX_ITEMS:  # small to describe, but a test that walks it would build every number
+            raise ValueError("too long a range")
         index.name = names[0] if names else None
         return index
     if kind == "multiindex":
@@ -615,8 +617,8 @@ def _decode_python(kind: Any, encoded: dict[str, Any], depth: int) -> Any:  # no
         numbers = [_int(n) for n in parts]
         if kind == "fraction" and len(numbers) == 2:
             return fractions.Fraction(*numbers)
-        if kind == "range" and len(numbers) == 3:
-            return range(*numbers)
+        if kind == "range" and len(numbers) == 3 and len(range(*numbers)) <= MAX_ITEMS:
+            return range(*numbers)  # no longer than a list the description could hold
         return Unsupported(kind)
     if kind in ("list", "tuple", "set", "frozenset"):
         decoded = [_decode(item, depth + 1) for item in items]
