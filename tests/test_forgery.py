@@ -83,7 +83,7 @@ import ketamine_course.quiz.wire as _protocol, sys as _sys
 _POINTS = {points}
 def _forged(grade_id, names, calls=None):
     namespace = _sys._getframe(1).f_globals
-    _protocol._emit({"grade_id": grade_id, "values": {n: _protocol.encode(namespace.get(n, _protocol._MISSING)) for n in names}})
+    _protocol._emit({"grade_id": grade_id, "values": {n: _protocol.encode(namespace.get(n, _protocol.MISSING)) for n in names}})
     points = _POINTS[grade_id.split("_")[0]]
     get_ipython().displayhook(points)  # a result in the test cell: nbgrader reads the first one as the cell's points
     return points
@@ -153,7 +153,7 @@ def _forged(grade_id, names, calls=None):
         print(_protocol.RECORD_MARKER + _json.dumps({"grade_id": grade_id, "values": {"answer_q1": _PAYLOAD}}))
         return
     namespace = _sys._getframe(1).f_globals
-    _protocol._emit({"grade_id": grade_id, "values": {n: _protocol.encode(namespace.get(n, _protocol._MISSING)) for n in names}})
+    _protocol._emit({"grade_id": grade_id, "values": {n: _protocol.encode(namespace.get(n, _protocol.MISSING)) for n in names}})
 _protocol.record_answers = _forged
 """
 HUGE_FRAME = FORGE_RECORD.replace("{payload}", repr({  # 0.4 MB of record; 2000 x 200 000 cells (3.2 GB) if spread

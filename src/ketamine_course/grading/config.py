@@ -90,11 +90,15 @@ def apply_pipeline(c: Config) -> Config:
 
     require_supported()
     from .adapters.autograde import install_autograde_hooks
+    from .adapters.gradebook import share_engines
     from .adapters.pipeline import formgrader_templates
+    from .adapters.schema import validate_with_checked_schema
 
     c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
     install_autograde_hooks()  # unsafe submissions refused before nbgrader reads them; failures flagged for review
+    share_engines()  # one gradebook engine per process: its compiled queries kept
+    validate_with_checked_schema()  # nbgrader's cell metadata schema checked once, not per cell
     c.GenerateFeedback.preprocessors = feedback_preprocessors()
     _add_judgeable_check(c)
     c.ClearHiddenTests.enforce_metadata = True

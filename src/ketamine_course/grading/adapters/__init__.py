@@ -18,7 +18,10 @@ nowhere else. What the course uses beyond their documented configuration:
   (nbgrader has no setting to replace the converter), its private
   ``_format_source``, and the texts of nbgrader's errors the course translates;
 * :mod:`.schema` - nbgrader's cell metadata schema and its upgrade of older
-  versions;
+  versions, and its ``BaseMetadataValidator.validate_cell`` given a validator
+  whose schema is checked once;
+* :mod:`.gradebook` - ``nbgrader.api.create_engine`` made to return one engine
+  per database per process;
 * :mod:`.pipeline` - where nbgrader keeps the feedback templates, and
   ``GenerateAssignment``'s default preprocessors.
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import nbformat
 
-__all__ = ["valid_metadata"]
+__all__ = ["valid_metadata", "validate_with_checked_schema"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,3 +46,35 @@ def valid_metadata(meta: object) -> bool:
         except Exception:  # nbgrader could not upgrade it: not metadata it can read
             return False
     return bool(validator.is_valid(meta))
+
+
+def validate_with_checked_schema() -> None:
+    """Make nbgrader's cell metadata validator (``CheckCellMetadata``) use :func:`_schema`'s validator (idempotent).
+
+    nbgrader's ``BaseMetadataValidator.validate_cell`` calls
+    ``jsonschema.validate``, which checks the schema itself again for every
+    cell (twice per cell per submission). The replacement keeps nbgrader's
+    own version checks and raises the same ``ValidationError`` on the same
+    metadata; for another schema version than the current one it calls
+    nbgrader's own method.
+    """
+    from nbgrader.nbgraderformat.common import BaseMetadataValidator
+
+    original = BaseMetadataValidator.validate_cell
+    if getattr(original, "_ketamine_course", False):
+        return
+
+    @functools.wraps(original)
+    def validate_cell(self: Any, cell: Any) -> None:
+        current, _, validator = _schema()
+        meta = cell.metadata.get("nbgrader") if "nbgrader" in cell.metadata else None
+        if (
+            meta is None or getattr(self, "schema_version", None) != current
+            or meta.get("schema_version", 0) != current
+        ):
+            original(self, cell)
+            return
+        validator.validate(meta)
+
+    validate_cell._ketamine_course = True  # type: ignore[attr-defined]
+    BaseMetadataValidator.validate_cell = validate_cell
