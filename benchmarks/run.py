@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 QUIZ_PER_BARE_KERNEL = 1.5
 GRADING_PER_NBCLIENT = 1.2
 GRADE_HERE_PER_NBCLIENT = 1.5  # the learner's journey: the score appears within 1.5x running the notebook
+FIRST_GRADE_PER_LATER = 1.5
+"""A learner's first self-grade of a quiz (course opened, quiz started) against a later one."""
 KERNEL_PLOT_MS = 25.0
 KERNEL_POPULATION_MS = 100.0
 """A redraw of 1000 people's curves, their median and 90% band (a single curve's target is KERNEL_PLOT_MS)."""
@@ -131,6 +133,11 @@ def quizzes(table: Table, kernel_s: float, repeat: int, students: int) -> None:
                 ratio = here_s / nbclient_s
                 table.add(f"{quiz}: grade from inside the quiz (grade_here, quiz prepared)", f"{here_s:.2f} s",
                           f"{ratio:.2f}x nbclient", f"<= {GRADE_HERE_PER_NBCLIENT}x", ratio <= GRADE_HERE_PER_NBCLIENT)
+                first_s, later_s = _first_grade_seconds(quiz, repeat)
+                ratio = first_s / later_s
+                table.add(f"{quiz}: a learner's first self-grade (course opened, quiz started)", f"{first_s:.2f} s",
+                          f"{ratio:.2f}x a later one ({later_s:.2f} s)", f"<= {FIRST_GRADE_PER_LATER}x",
+                          ratio <= FIRST_GRADE_PER_LATER)
                 cli_s = _nbgrader_cli_seconds(course, quiz, names[: min(3, students)], db)
                 table.add(f"{quiz}: grade one submission, nbgrader autograde command line", f"{cli_s:.2f} s",
                           f"{cli_s / nbclient_s:.2f}x nbclient (mostly Python imports)")
@@ -151,6 +158,14 @@ def _grade_here_seconds(quiz: str, answers: Any, repeat: int) -> float:
         seconds = median_seconds(here.grade_here, repeat)
         os.environ.pop("JPY_SESSION_NAME")
     return seconds
+
+
+def _first_grade_seconds(quiz: str, repeat: int) -> tuple[float, float]:
+    """(first, later) self-grade seconds, measured in a fresh process (benchmarks/first_grade.py)."""
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("first_grade.py")), quiz, str(repeat)],
+                          check=True, capture_output=True, text=True)
+    first, later = (float(word) for word in done.stdout.split()[-2:])
+    return first, later
 
 
 def _nbgrader_cli_seconds(course: Path, quiz: str, names: list[str], db: str) -> float:

@@ -109,3 +109,26 @@ def test_the_grading_cell_costs_nothing_when_there_is_nothing_to_grade(cell: str
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("JPY_SESSION_NAME", "NBGRADER_EXECUTION")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_opening_the_course_prepares_every_quiz_and_a_quiz_s_first_cell_warms_the_grader(
+    saved_quiz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """./course open prepares each quiz's gradebook (two preparations at once agree); the first cell loads the grader."""
+    import subprocess
+    import sys
+
+    course = saved_quiz.parent / "course"
+    runs = [subprocess.Popen([sys.executable, "-m", "ketamine_course.grading.here", "--prepare", str(course)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for run in runs:
+        out, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+    caches = sorted(p.name.rsplit("-", 1)[0] for p in (course / ".grading-cache").iterdir())
+    assert caches == sorted(q.name for q in (ROOT / "source").iterdir() if q.is_dir()), caches
+    monkeypatch.setattr(here, "_WARMING", None)
+    here.warm_up()
+    assert here._WARMING is not None and here._WARMING.name == "ketamine-course-grader-warm-up"
+    here._await_warm_up()
+    assert "ketamine_course.grading.adapters.autograde" in sys.modules and "ketamine_course.pk" in sys.modules
+    assert f"Your score: {TOTAL - POINTS['q2']} / {TOTAL}" in here.grade_here().data

@@ -24,13 +24,15 @@ import hashlib
 import html
 import os
 import shutil
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from ..quiz.cells import unsaved_answers, while_graded
 
-__all__ = ["grade_here"]
+__all__ = ["grade_here", "warm_up", "prepare_course"]
 
 
 def _this_notebook() -> Path:
@@ -62,11 +64,74 @@ def _scratch_course(root: Path, quiz: str) -> Path:
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f"{quiz}-", dir=cache.parent))
-    shutil.copytree(root / "source" / quiz, building / "source" / quiz)
-    generate_release(building, quiz, db_url=f"sqlite:///{building / 'gradebook.db'}")
-    shutil.rmtree(cache, ignore_errors=True)
-    building.rename(cache)  # the scratch course's gradebook path is written into nothing, so it may move
+    try:
+        shutil.copytree(root / "source" / quiz, building / "source" / quiz)
+        generate_release(building, quiz, db_url=f"sqlite:///{building / 'gradebook.db'}")
+        if cache.exists() and not (cache / "gradebook.db").is_file():
+            shutil.rmtree(cache, ignore_errors=True)  # an unfinished copy (never made by the rename below)
+        try:
+            building.rename(cache)  # the scratch course's gradebook path is written into nothing, so it may move
+        except OSError:  # another process (the course's preparation, a second grade) finished first: theirs is used
+            if not (cache / "gradebook.db").is_file():
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     return cache
+
+
+def prepare_course(root: Path) -> list[str]:
+    """Make every quiz's scratch course ahead of a learner's first grade (``./course open`` runs this in the
+    background, Binder's build once); the quizzes prepared."""
+    from .run import quizzes
+
+    prepared = []
+    for quiz in quizzes(root):
+        _scratch_course(root, quiz)
+        prepared.append(quiz)
+    return prepared
+
+
+_WARMING: threading.Thread | None = None
+"""The thread loading the grader in this kernel (see :func:`warm_up`)."""
+
+
+def warm_up() -> None:
+    """Load the grader in this kernel in the background while the learner answers (the quiz's first cell calls this
+    through :func:`ketamine_course.quiz.track_cells`), so that the first grade takes about as long as later ones.
+
+    It imports the grading pipeline, reads the course's configuration and
+    makes the quiz's scratch course if ``./course open`` has not yet. It
+    prints nothing and any failure is left for :func:`grade_here` to report.
+    """
+    global _WARMING
+    if _WARMING is None:
+        _WARMING = threading.Thread(target=_load_grader, name="ketamine-course-grader-warm-up", daemon=True)
+        _WARMING.start()
+
+
+def _load_grader() -> None:
+    try:
+        notebook = _this_notebook()  # outside JupyterLab (a script, nbclient) nothing is loaded
+        import importlib
+
+        from .config import grading_config
+        from .hidden import MODULES
+        from .run import find_course_root
+
+        for module in sorted(MODULES):  # what hidden tests import, in the grader
+            importlib.import_module(module)
+        root = find_course_root(notebook.parent)
+        grading_config(root)
+        if (root / "source" / notebook.stem).is_dir():
+            _scratch_course(root, notebook.stem)
+    except Exception:  # noqa: BLE001, S110 - the grade itself reports what is wrong, in the learner's words
+        pass
+
+
+def _await_warm_up() -> None:
+    """Let the background loading finish before grading (it installs the same pipeline)."""
+    if _WARMING is not None and _WARMING is not threading.current_thread():
+        _WARMING.join()
 
 
 def grade_here(quiz: str | None = None) -> Any:
@@ -94,6 +159,7 @@ def grade_here(quiz: str | None = None) -> Any:
             f"the answers you last ran in {', '.join(stale)}, and the grader grades the saved file."
         )
         return HTML(f"<p class='ketamine-grade-unsaved'><strong>Not graded.</strong> {html.escape(message)}</p>")
+    _await_warm_up()
     from .run import find_course_root, self_grade
 
     quiz = quiz or notebook.stem
@@ -130,3 +196,21 @@ def _render(result: Any) -> str:
         f"<p>Graded from the saved file in {grade.seconds:.1f} s. "
         f"The full feedback page: feedback/{html.escape(result.feedback_html.name)}</p></div>"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ketamine_course.grading.here --prepare [COURSE]``: prepare every quiz's scratch course."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "--prepare":
+        print("usage: python -m ketamine_course.grading.here --prepare [COURSE]", file=sys.stderr)
+        return 2
+    from .run import find_course_root
+
+    root = find_course_root(Path(args[1]) if len(args) > 1 else None)
+    prepared = prepare_course(root)
+    print(f"prepared for grading: {', '.join(prepared) or 'no quiz'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

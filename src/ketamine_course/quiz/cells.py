@@ -31,7 +31,8 @@ def _remember(info: Any) -> None:
 
 
 def track_cells() -> None:
-    """Remember each cell's last-run source in this IPython kernel (once; nothing outside IPython)."""
+    """Remember each cell's last-run source in this IPython kernel (once; nothing outside IPython), and let the
+    installed grader get ready in the background while the learner answers (never while the quiz is graded)."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -40,6 +41,21 @@ def track_cells() -> None:
     if shell is None or _remember in shell.events.callbacks.get("pre_run_cell", []):
         return
     shell.events.register("pre_run_cell", _remember)
+    if while_graded() is None:
+        _grader("warm_up")
+
+
+def _grader(name: str) -> Any | None:
+    """The installed grader's function ``name`` (its entry point), or None where no grader is installed."""
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group=GRADER_ENTRY_POINTS, name=name))
+    if not found:
+        return None
+    function = found[0].load()
+    if name == "warm_up":
+        function()
+    return function
 
 
 def unsaved_answers(notebook: Path) -> list[str]:
@@ -77,14 +93,12 @@ def grade_here(quiz: str | None = None) -> Any:
     graded = while_graded()
     if graded is not None:
         return graded
-    from importlib.metadata import entry_points
-
     from IPython.display import HTML
 
-    graders = list(entry_points(group=GRADER_ENTRY_POINTS, name="grade_here"))
-    if not graders:
+    grader = _grader("grade_here")
+    if grader is None:
         return HTML(
             "<p class='ketamine-grade-unsaved'>No grader is installed with this course package "
             "(reinstall it: ./course setup); grade from a terminal with: ./course grade QUIZ</p>"
         )
-    return graders[0].load()(quiz)
+    return grader(quiz)
