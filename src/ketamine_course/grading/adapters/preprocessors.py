@@ -52,15 +52,33 @@ def _quiz_notebook(gradebook: Any, resources: dict[str, Any]) -> Any:
     return gradebook.find_notebook(info["notebook"], info["assignment"])
 
 
+def _gradebook_cells(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    """The quiz's cells as the gradebook holds them (name, source, locked, task, points, solution), read once per
+    conversion and kept in ``resources``."""
+    store = resources.setdefault("ketamine_course", {})
+    if "quiz_cells" not in store:
+        with Gradebook(resources["nbgrader"]["db_url"]) as gradebook:
+            notebook = _quiz_notebook(gradebook, resources)
+            tasks = {cell.name for cell in notebook.task_cells}
+            points = {cell.name: cell.max_score for cell in notebook.grade_cells}
+            solutions = {cell.name for cell in notebook.solution_cells}
+            store["quiz_cells"] = [
+                {"name": cell.name, "source": cell.source or "", "locked": bool(cell.locked),
+                 "task": cell.name in tasks, "points": points.get(cell.name), "solution": cell.name in solutions}
+                for cell in notebook.source_cells
+            ]
+    cells: list[dict[str, Any]] = store["quiz_cells"]
+    return cells
+
+
 def hidden_regions(resources: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     """Each test cell's (full source, visible part, hidden region), from the gradebook: the instructor's copy, never
     the submission."""
     regions: dict[str, tuple[str, str, str]] = {}
-    with Gradebook(resources["nbgrader"]["db_url"]) as gradebook:
-        for source_cell in _quiz_notebook(gradebook, resources).source_cells:
-            visible, hidden = split_hidden(source_cell.source or "")
-            if hidden is not None:
-                regions[source_cell.name] = (source_cell.source, visible, hidden)
+    for cell in _gradebook_cells(resources):
+        visible, hidden = split_hidden(cell["source"])
+        if hidden is not None:
+            regions[cell["name"]] = (cell["source"], visible, hidden)
     return regions
 
 
@@ -71,22 +89,17 @@ def _quiz_cells(resources: dict[str, Any]) -> tuple[dict[str, str], dict[str, di
     ``solution``, ``locked``, and ``points`` for a test cell); task cells
     have none here and are left as they are.
     """
-    with Gradebook(resources["nbgrader"]["db_url"]) as gradebook:
-        notebook = _quiz_notebook(gradebook, resources)
-        stubs = {cell.name: (cell.source or "").strip() for cell in notebook.source_cells}
-        tasks = {cell.name for cell in notebook.task_cells}
-        points = {cell.name: cell.max_score for cell in notebook.grade_cells}
-        solutions = {cell.name for cell in notebook.solution_cells}
-        roles: dict[str, dict[str, Any]] = {}
-        for cell in notebook.source_cells:
-            if cell.name in tasks:
-                continue
-            role: dict[str, Any] = {
-                "grade": cell.name in points, "solution": cell.name in solutions, "locked": bool(cell.locked)
-            }
-            if cell.name in points:
-                role["points"] = points[cell.name]
-            roles[cell.name] = role
+    cells = _gradebook_cells(resources)
+    stubs = {cell["name"]: cell["source"].strip() for cell in cells}
+    roles: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        if cell["task"]:
+            continue
+        graded = cell["points"] is not None
+        role: dict[str, Any] = {"grade": graded, "solution": cell["solution"], "locked": cell["locked"]}
+        if graded:
+            role["points"] = cell["points"]
+        roles[cell["name"]] = role
     return stubs, roles
 
 
@@ -94,10 +107,7 @@ def _instructor_sources(resources: dict[str, Any]) -> dict[str, str]:
     """The gradebook's copy of each locked cell's source (empty where there is no gradebook)."""
     if "db_url" not in resources.get("nbgrader", {}):
         return {}
-    with Gradebook(resources["nbgrader"]["db_url"]) as gradebook:
-        return {
-            cell.name: cell.source or "" for cell in _quiz_notebook(gradebook, resources).source_cells if cell.locked
-        }
+    return {cell["name"]: cell["source"] for cell in _gradebook_cells(resources) if cell["locked"]}
 
 
 def _course_root(resources: dict[str, Any]) -> Path | None:
