@@ -60,9 +60,10 @@ def test_names_with_commas_and_quotes_stay_in_their_cells() -> None:
 
 
 def _class_of_every_kind() -> tuple[list[StudentScores], list[QuizColumns]]:
-    """One student of each kind for quiz "a" (b: a quiz nobody took): scored zero, scored, and the four without a score."""
+    """One student of each kind for quiz "a" (b: a quiz nobody has submitted): scored zero, scored, and the four without
+    a score."""
     a = QuizColumns("a", 3.0, {"a1": 1.0, "a2": 2.0})
-    b = QuizColumns("b", 1.0, {"b1": 1.0})
+    b = QuizColumns("b", 1.0, {"b1": 1.0}, submitted_by_anyone=False)
     students = [
         StudentScores("zero", quizzes={"a": QuizScore(0.0, 0.0, {"a1": 0.0, "a2": 0.0})}),
         StudentScores("late", quizzes={"a": QuizScore(3.0, 1.0, {"a1": 1.0, "a2": 2.0})}),
@@ -82,12 +83,13 @@ def _grades(text: str, id_column: int) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("missing_zero", [False, True])
 def test_only_a_score_the_gradebook_holds_is_written(missing_zero: bool) -> None:
-    """A zero is written where it was earned; every grade without a score is blank (not submitted: 0 with --missing-zero)."""
+    """A zero is written where it was earned; every grade without a score is blank (not submitted: 0 with --missing-zero,
+    once anyone has submitted the quiz)."""
     students, quizzes = _class_of_every_kind()
     absent = "0" if missing_zero else ""
     expected = {
-        "zero": ["0", absent], "late": ["2", absent], "absent": [absent, absent],
-        "waiting": ["", absent], "flagged": ["", absent], "manual": ["", absent],
+        "zero": ["0", ""], "late": ["2", ""], "absent": [absent, ""],
+        "waiting": ["", ""], "flagged": ["", ""], "manual": ["", ""],
     }
     assert _grades(canvas_csv(students, quizzes, missing_zero=missing_zero), 3) == expected
     assert _grades(moodle_csv(students, quizzes, missing_zero=missing_zero), 0) == expected
@@ -95,11 +97,11 @@ def test_only_a_score_the_gradebook_holds_is_written(missing_zero: bool) -> None
         _grades(canvas_csv(students, quizzes, per_question=True, missing_zero=missing_zero), 3),
         _grades(moodle_csv(students, quizzes, per_question=True, missing_zero=missing_zero), 0),
     ):
-        assert per_question["zero"] == ["0", "0", absent]
-        assert per_question["late"] == ["0.67", "1.33", absent]  # the penalty spread over the questions
-        assert per_question["absent"] == [absent] * 3
+        assert per_question["zero"] == ["0", "0", ""]
+        assert per_question["late"] == ["0.67", "1.33", ""]  # the penalty spread over the questions
+        assert per_question["absent"] == [absent, absent, ""]
         for student in ("waiting", "flagged", "manual"):
-            assert per_question[student] == ["", "", absent], student
+            assert per_question[student] == ["", "", ""], student
 
 
 def test_each_grade_without_a_score_is_named_with_why() -> None:
@@ -109,7 +111,7 @@ def test_each_grade_without_a_score_is_named_with_why() -> None:
         ("absent", NOT_SUBMITTED, ""), ("waiting", NOT_YET_GRADED, ""), ("flagged", FLAGGED, ""),
         ("manual", NEEDS_MANUAL_GRADING, ""),
     ]
-    text = unscored_text(listing, class_size=len(students))
+    text = unscored_text(listing, quizzes[:1])
     assert "  absent  a: not submitted (blank)" in text
     assert "  waiting  a: submitted, not yet graded (blank)" in text
     assert "  flagged  a: flagged for review (blank)" in text
@@ -118,14 +120,15 @@ def test_each_grade_without_a_score_is_named_with_why() -> None:
     assert "--missing-zero" in text and "ketamine-grade class" in text and "formgrader" in text
 
     with_zero = unscored(students, quizzes, missing_zero=True)
-    assert [u.written for u in with_zero if u.reason == NOT_SUBMITTED] == ["0"] * (1 + len(students))
+    assert [(u.quiz, u.written) for u in with_zero if u.reason == NOT_SUBMITTED] == [("a", "0")] + [("b", "")] * len(students)
     assert all(u.written == "" for u in with_zero if u.reason != NOT_SUBMITTED)
-    text = unscored_text(with_zero, class_size=len(students))
-    assert "  absent  a: not submitted (0 (--missing-zero))" in text
-    assert "  every student  b: not submitted" in text and "  zero  b:" not in text  # a quiz nobody took: one line
+    text = unscored_text(with_zero, quizzes)
+    assert "  absent  a: not submitted (written as 0: --missing-zero)" in text
+    # a quiz nobody has submitted (not released yet): one line, blank even with --missing-zero
+    assert "  every student  b: not submitted (blank: nobody has submitted it yet)" in text and "  zero  b:" not in text
     assert "export with --missing-zero" not in text
-    assert unscored_text([], 3) == "every student has a score for every quiz exported"
-    assert unscored_text([Unscored("a", NOT_YET_GRADED, "new", "no row")], 0).count("does not know this student") == 1
+    assert unscored_text([], quizzes) == "every student has a score for every quiz exported"
+    assert unscored_text([Unscored("a", NOT_YET_GRADED, "new", "no row")], quizzes).count("does not know this student") == 1
 
 
 @pytest.mark.slow
@@ -189,7 +192,7 @@ def test_export_from_a_graded_class_with_a_late_submission(tmp_path: Path, sandb
 
 def test_the_command_writes_no_unearned_zero_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A gradebook as a class leaves it: one zero earned, one flagged, one absent, one collected but not graded, one
-    awaiting manual grading, and one student the gradebook does not know yet."""
+    awaiting manual grading, and one student the gradebook does not know yet; and a quiz nobody has submitted yet."""
     course = tmp_path / "course"
     (course / "source").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text("c = get_config()\n")
@@ -204,6 +207,7 @@ def test_the_command_writes_no_unearned_zero_and_says_why(tmp_path: Path, capsys
             grade = gradebook.find_grade("q1_test", "quiz", "quiz", student)
             grade.auto_score, grade.needs_manual_grade = 0.0, student == "fay"  # as autograding a wrong answer leaves it
         gradebook.find_submission_notebook("quiz", "quiz", "ben").flagged = True
+        gradebook.add_assignment("zlater")  # generated, not yet released
         gradebook.db.commit()
     for student in ("ada", "ben", "dee", "eve", "fay"):
         (course / "submitted" / student / "quiz").mkdir(parents=True)
@@ -211,6 +215,8 @@ def test_the_command_writes_no_unearned_zero_and_says_why(tmp_path: Path, capsys
     assert main(["export", "--root", str(course), "--out", str(tmp_path / "grades")]) == 0
     said = capsys.readouterr().out
     expected = {"ada": "0", "ben": "", "cy": "", "dee": "", "fay": ""}
+    assert rows(tmp_path / "grades" / "moodle.csv")[0][5:] == ["quiz", "zlater"]
+    assert {row[0]: row[6] for row in rows(tmp_path / "grades" / "moodle.csv")[1:]} == dict.fromkeys(expected, "")
     for name in ("moodle.csv", "moodle_questions.csv"):
         assert {row[0]: row[5] for row in rows(tmp_path / "grades" / name)[1:]} == expected, name
     for name in ("canvas.csv", "canvas_questions.csv"):
@@ -221,13 +227,16 @@ def test_the_command_writes_no_unearned_zero_and_says_why(tmp_path: Path, capsys
     assert "  dee  quiz: submitted, not yet graded (blank)" in said
     assert "  eve  quiz: submitted, not yet graded (no row: the gradebook does not know this student yet)" in said
     assert "  ada " not in said
+    assert "  every student  zlater: not submitted (blank: nobody has submitted it yet)" in said
 
     assert main(["export", "--root", str(course), "--out", str(tmp_path / "grades"), "--missing-zero"]) == 0
     said = capsys.readouterr().out
     assert {row[0]: row[5] for row in rows(tmp_path / "grades" / "moodle.csv")[1:]} == {**expected, "cy": "0"}
     assert {row[3]: row[5] for row in rows(tmp_path / "grades" / "canvas_questions.csv")[2:]} == {**expected, "cy": "0"}
-    assert "  cy  quiz: not submitted (0 (--missing-zero))" in said
+    assert "  cy  quiz: not submitted (written as 0: --missing-zero)" in said
     assert "  dee  quiz: submitted, not yet graded (blank)" in said
+    # a quiz nobody has submitted is not yet due: no zero for the whole class
+    assert {row[0]: row[6] for row in rows(tmp_path / "grades" / "moodle.csv")[1:]} == dict.fromkeys(expected, "")
 
 
 def test_export_names_an_unknown_quiz(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -125,7 +125,7 @@ def _export(args: argparse.Namespace) -> int:
         return 2
     for path in exported.files:
         print(f"wrote {path}")
-    print(unscored_text(exported.unscored, exported.class_size))
+    print(unscored_text(exported.unscored, exported.quizzes))
     return 0
 
 

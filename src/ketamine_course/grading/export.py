@@ -22,9 +22,10 @@ names each one, with why (:data:`UNSCORED_REASONS`):
 * **needs manual grading**: a question awaits a score in the formgrader.
 
 ``missing_zero=True`` (``--missing-zero``) is for instructors whose rule is
-"missing = 0": a quiz *not submitted* then scores 0. The other three stay blank
-whatever the option: the student handed something in, and a zero there would
-be one nobody earned. A student in ``submitted/`` whom the gradebook does not
+"missing = 0": a quiz *not submitted* then scores 0, once anyone has submitted
+it (a quiz nobody has submitted is not released or not yet collected, and stays
+blank). The other three stay blank whatever the option: the student handed
+something in, and a zero there would be one nobody earned. A student in ``submitted/`` whom the gradebook does not
 know yet (nbgrader adds a student when it grades them) has no row (an LMS
 cannot match a row to a student it cannot find) and is named all the same.
 
@@ -57,7 +58,7 @@ import csv
 import io
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 __all__ = [
@@ -125,6 +126,8 @@ class QuizColumns:
     name: str
     max_points: float
     question_max_points: dict[str, float]
+    submitted_by_anyone: bool = True
+    """Whether any student has submitted the quiz (graded or not): one nobody has is not yet due, never missed."""
 
 
 @dataclass(frozen=True)
@@ -141,12 +144,11 @@ class Unscored:
 
 @dataclass(frozen=True)
 class Exported:
-    """What :func:`export_files` wrote: the files, every grade they hold no score for (with why), the rows."""
+    """What :func:`export_files` wrote: the files, every grade they hold no score for (with why), the quizzes."""
 
     files: list[Path]
     unscored: list[Unscored]
-    class_size: int
-    """Students written, one row each."""
+    quizzes: list[QuizColumns]
 
 
 def after_late_penalty(raw_points: float, late_penalty_points: float) -> float:
@@ -192,9 +194,10 @@ def _grade_columns(quizzes: Sequence[QuizColumns], per_question: bool) -> list[t
     ]
 
 
-def _written_instead(reason: str | None, missing_zero: bool) -> str:
-    """What a cell holds for a grade without a score: 0 only for a quiz not submitted under "missing = 0"."""
-    return "0" if missing_zero and reason == NOT_SUBMITTED else ""
+def _written_instead(reason: str | None, quiz: QuizColumns, missing_zero: bool) -> str:
+    """What a cell holds for a grade without a score: 0 only for a quiz not submitted under "missing = 0", and only
+    once others have submitted it (a quiz nobody has submitted is not released or not yet collected)."""
+    return "0" if missing_zero and reason == NOT_SUBMITTED and quiz.submitted_by_anyone else ""
 
 
 def _grade_cells(
@@ -205,7 +208,7 @@ def _grade_cells(
         score = student.quizzes.get(quiz.name)
         if score is None or score.unscored is not None:
             width = len(quiz.question_max_points) if per_question else 1
-            cells.extend([_written_instead(unscored_reason(score), missing_zero)] * width)
+            cells.extend([_written_instead(unscored_reason(score), quiz, missing_zero)] * width)
         elif per_question:
             cells.extend(_number(question_points(score, question)) for question in quiz.question_max_points)
         else:
@@ -285,8 +288,8 @@ def read_gradebook(
     points.
 
     ``submitted`` is the course's ``submitted/`` folder: a submission there
-    without a grade in the gradebook is :data:`NOT_YET_GRADED` (and a student
-    found only there is returned without names, with no row in the files).
+    without a grade in the gradebook is :data:`NOT_YET_GRADED` (a student found
+    only there is not returned: see :func:`export_files`).
     """
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -328,7 +331,8 @@ def read_gradebook(
                     student.lms_user_id or "", scores,
                 )
             )
-    return students, quizzes
+    taken = {quiz for quiz, ids in collected.items() if ids} | {quiz for s in students for quiz in s.quizzes}
+    return students, [replace(quiz, submitted_by_anyone=quiz.name in taken) for quiz in quizzes]
 
 
 def _listing_order(grade: Unscored) -> tuple[str, int, str]:
@@ -341,7 +345,7 @@ def unscored(
 ) -> list[Unscored]:
     """Every grade of ``students`` the files hold no score for (see :func:`_listing_order` for the order)."""
     found = [
-        Unscored(quiz.name, reason, student.student_id, _written_instead(reason, missing_zero))
+        Unscored(quiz.name, reason, student.student_id, _written_instead(reason, quiz, missing_zero))
         for student in students for quiz in quizzes
         if (reason := unscored_reason(student.quizzes.get(quiz.name))) is not None
     ]
@@ -354,20 +358,22 @@ _WHAT_TO_DO = {
     FLAGGED: "flagged for review: review them in the formgrader and remove the flag, then export again",
     NEEDS_MANUAL_GRADING: "needs manual grading: score them in the formgrader, then export again",
 }
-_WRITTEN = {"": "blank", "0": "0 (--missing-zero)", "no row": "no row: the gradebook does not know this student yet"}
+_WRITTEN = {
+    "": "blank",
+    "0": "written as 0: --missing-zero",
+    "no row": "no row: the gradebook does not know this student yet",
+}
+"""What each value of :attr:`Unscored.written` means, as the command says it."""
 
 
-def unscored_text(listing: Sequence[Unscored], class_size: int) -> str:
+def unscored_text(listing: Sequence[Unscored], quizzes: Sequence[QuizColumns]) -> str:
     """What ``ketamine-grade export`` says of the grades it wrote no score for: each one, why, and what to do.
 
-    A quiz no student of a class of ``class_size`` submitted (not released yet, say) is one line, not one per student.
+    A quiz nobody has submitted (not released yet, say) is one line, not one per student.
     """
     if not listing:
         return "every student has a score for every quiz exported"
-    nobody = {
-        quiz for quiz in {u.quiz for u in listing}
-        if class_size and sum(u.quiz == quiz and u.reason == NOT_SUBMITTED for u in listing) == class_size
-    }
+    nobody = {quiz.name for quiz in quizzes if not quiz.submitted_by_anyone}
     lines = [f"{len(listing)} grade(s) without a final score in the gradebook "
              "(a blank cell is imported by Canvas and Moodle as \"no change\"):"]
     said: set[str] = set()
@@ -378,10 +384,11 @@ def unscored_text(listing: Sequence[Unscored], class_size: int) -> str:
                 continue
             said.add(grade.quiz)
             whose = "every student"
-        lines.append(f"  {whose}  {grade.quiz}: {grade.reason} ({_WRITTEN[grade.written]})")
+        written = "blank: nobody has submitted it yet" if whose == "every student" else _WRITTEN[grade.written]
+        lines.append(f"  {whose}  {grade.quiz}: {grade.reason} ({written})")
     lines += [
         _WHAT_TO_DO[reason] for reason in UNSCORED_REASONS
-        if any(u.reason == reason and u.written != "0" for u in listing)
+        if any(u.reason == reason and u.written == "" and u.quiz not in nobody for u in listing)
     ]
     return "\n".join(lines)
 
@@ -427,4 +434,4 @@ def export_files(
         path.write_text(text, encoding="utf-8", newline="")
         written.append(path)
     listed = [*unscored(students, quizzes, missing_zero), *_unknown_students(students, quizzes, submitted)]
-    return Exported(written, sorted(listed, key=_listing_order), len(students))
+    return Exported(written, sorted(listed, key=_listing_order), quizzes)
