@@ -58,7 +58,7 @@ def test_the_flagged_count_is_the_gradebook_s_and_each_flag_says_why() -> None:
     ])
     assert _count_line(table).endswith("; 3 flagged for review in the gradebook")
     assert "wrote to stderr" in _row(table, "ada")
-    assert "flagged for review in the gradebook since an earlier grading" in _row(table, "ben")
+    assert "flagged for review in the gradebook before this grading" in _row(table, "ben")
     assert _row(table, "cy").endswith("needs manual grading")
     assert "not graded: no submission" in _row(table, "dee") and "flagged" not in _row(table, "dee")
     eve = _row(table, "eve")

@@ -574,8 +574,8 @@ def _review_text(result: SubmissionGrade) -> str:
         if len(result.tampering) > 3:
             said.append(f"and {len(result.tampering) - 3} more (see the tamper report below)")
     if result.flagged and not said:
-        said.append("flagged for review in the gradebook since an earlier grading: "
-                    "remove the flag in the formgrader once reviewed")
+        said.append("flagged for review in the gradebook before this grading (by an earlier one, or in the "
+                    "formgrader): remove the flag there once reviewed")
     if result.needs_manual_grade and not said:
         said.append("needs manual grading")
     return "; ".join(said)
