@@ -153,9 +153,9 @@ def test_ketamine_grade_class_in_two_workers_flags_what_it_cannot_grade(mixed_cl
 
     # the LMS files hold no zero for them: blank, and the export says so
     export = subprocess.run([str(BIN / "ketamine-grade"), "export", "--out", str(tmp_path / "grades")], cwd=course, capture_output=True, text=True, check=True)
-    assert "held back" in export.stdout
+    assert "grade(s) without a final score" in export.stdout
     for student in UNGRADABLE:
-        assert f"  {student}  {QUIZ}" in export.stdout
+        assert f"  {student}  {QUIZ}: flagged for review (blank)" in export.stdout
     with open(tmp_path / "grades" / "moodle.csv", newline="") as handle:
         grades = {row["Username"]: row[QUIZ] for row in csv.DictReader(handle)}
     assert grades == {"ada": f"{full:g}", "cy": f"{full:g}", "ben": "0", "dee": "0", **dict.fromkeys(UNGRADABLE, "")}

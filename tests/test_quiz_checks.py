@@ -262,3 +262,41 @@ def test_quizzes_do_not_repeat_the_lessons_practice(unit) -> None:
     worked = set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?", practice)) - _data_numbers()
     reused = {n for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", questions) if n in worked}
     assert not reused, f"{unit.quiz} reuses the numbers of the lesson's worked practice: {sorted(reused)}"
+
+
+@pytest.mark.parametrize(("failure", "words"), [
+    ("not run: the call ran past the time limit (the grader interrupted it)", "did not finish in the time the grader allows"),
+    ("KeyboardInterrupt: ", "did not finish in the time the grader allows"),
+    ("ZeroDivisionError: division by zero", "raised ZeroDivisionError"),
+    ("the hidden tests called your functions more than 50 times", "could not be checked: the hidden tests called your functions more than 50 times"),
+    ("your function's result could not be read (did it stop the kernel?)", "could not be checked: your function's result could not be read"),
+    ("StudentError: ", "could not be checked"),
+])
+def test_a_hidden_case_that_fails_in_the_kernel_is_said_in_words(failure: str, words: str) -> None:
+    """A call of the student's function made in their kernel fails as the grader's StudentError: never named to the student."""
+    from ketamine_course.grading.hidden import StudentError
+    from ketamine_course.quiz import grade_function
+
+    def called_in_the_kernel(*args: float) -> float:
+        raise StudentError(failure)
+
+    with pytest.raises(QuizCheckFailed) as failed:
+        grade_function("q7", called_in_the_kernel, lambda x: x, [(1.0,)], why="Revisit the timeline.")
+    said = failed.value.message
+    assert said.startswith(f"hidden case 1: your function {words}"), said
+    assert "StudentError" not in said and said.endswith("Revisit the timeline."), said
+
+
+@pytest.mark.parametrize(("rel", "abs_tol", "said"), [
+    (0.01, 0.0, "not within 1% of the expected value"),
+    (0.0, 0.0, "not the expected value"),
+    (1e-9, 0.0, "not the expected value"),  # a rounding guard is no tolerance to the student: never "within 1e-07%"
+    (0.0, 0.5, "not within 0.5 of the expected value"),
+    (0.005, 0.1, "not within 0.5% or 0.1 of the expected value"),  # the check accepts either: both are said
+])
+def test_a_wrong_number_is_told_how_far_it_may_be(rel: float, abs_tol: float, said: str) -> None:
+    from ketamine_course.quiz import grade_number
+
+    with pytest.raises(QuizCheckFailed) as failed:
+        grade_number("q3", 200.0, 100.0, "Revisit the dose.", rel=rel, abs_tol=abs_tol)
+    assert failed.value.message == f"{said}. Revisit the dose."

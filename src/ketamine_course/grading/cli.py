@@ -112,23 +112,20 @@ def _check(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .config import grading_config
-    from .export import export_files
+    from .export import export_files, unscored_text
 
     root = find_course_root(args.root)
     config = grading_config(root)
     try:
-        written, held = export_files(config.CourseDirectory.db_url, config.CourseDirectory.course_id, args.out,
-                                     args.quiz or None, args.section)
+        exported = export_files(config.CourseDirectory.db_url, config.CourseDirectory.course_id, args.out,
+                                args.quiz or None, args.section, submitted=root / "submitted",
+                                missing_zero=args.missing_zero)
     except ValueError as error:
         print(f"ketamine-grade: {error}", file=sys.stderr)
         return 2
-    for path in written:
+    for path in exported.files:
         print(f"wrote {path}")
-    if held:
-        print(f"held back (left blank: flagged for review or awaiting manual grading in the formgrader): {len(held)}")
-        for student_id, quiz in held:
-            print(f"  {student_id}  {quiz}")
-        print("review them in the formgrader, remove the flag, then export again")
+    print(unscored_text(exported.unscored, exported.quizzes))
     return 0
 
 
@@ -175,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: grades/)")
     export.add_argument("--section", default="",
                         help="Canvas section name to write in the Section column (default: blank)")
+    export.add_argument("--missing-zero", action="store_true",
+                        help="score 0 for a quiz a student did not submit (default: blank, which the LMS imports as "
+                        "'no change'); submissions not yet graded, flagged or awaiting manual grading stay blank")
     export.add_argument("--root", type=Path, default=None,
                         help="course folder (default: the one holding nbgrader_config.py)")
     commands.add_parser("doctor",

@@ -24,10 +24,19 @@ from typing import Any
 import nbformat
 
 from .config import grading_config
+from .export import after_late_penalty
 from .hidden import grade_id_of
-from .intake import SubmissionRefused, check_student_id, check_student_id_ok, check_tree, configured_limits, printable
+from .intake import (
+    Limits,
+    SubmissionRefused,
+    check_student_id,
+    check_student_id_ok,
+    check_tree,
+    configured_limits,
+    printable,
+)
 from .review import empty_submission_reason
-from .tamper import TamperFinding, read_report
+from .tamper import TamperFinding, quiz_of, read_report
 
 __all__ = [
     "QUIZZES", "quizzes", "QuizNotInGradebook", "SubmissionGrade", "SelfGradeResult", "grade_class", "self_grade",
@@ -116,10 +125,11 @@ def generate_release(course_root: Path, quiz: str, db_url: str | None = None) ->
 
 @dataclass
 class SubmissionGrade:
-    """The outcome of grading one student's quiz."""
+    """The outcome of grading one student's quiz, as the gradebook records it."""
 
     student_id: str
     score: float
+    """Raw points, before any late penalty."""
     max_score: float
     seconds: float
     questions: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -127,18 +137,98 @@ class SubmissionGrade:
     tampering: list[TamperFinding] = field(default_factory=list)
     needs_manual_grade: bool = False
     error: str | None = None
+    late_penalty: float = 0.0
+    """nbgrader's late penalty in points, from the gradebook (feedback and ``ketamine-grade export`` apply it)."""
+    flagged: bool = False
+    """Flagged for review in the gradebook (its Flagged column in the formgrader), read back once graded."""
+    review: list[str] = field(default_factory=list)
+    """Why the grader flagged it, in words, beyond the tamper report (code that wrote to stderr in a passing test,
+    a notebook from another quiz)."""
+    from_quiz: str | None = None
+    """The quiz the submitted notebook is from, when it is another quiz's."""
+
+    @property
+    def final_score(self) -> float:
+        """The score after the late penalty: the one feedback and the LMS export give."""
+        return after_late_penalty(self.score, self.late_penalty)
 
 
-def _read_grades(config: Any, quiz: str, student_id: str) -> tuple[float, float, dict[str, tuple[float, float]], bool]:
-    from nbgrader.api import Gradebook
+@dataclass(frozen=True)
+class _Recorded:
+    """What the gradebook holds of one graded submission."""
+
+    score: float
+    max_score: float
+    questions: dict[str, tuple[float, float]]
+    needs_manual_grade: bool
+    flagged: bool
+    late_penalty: float
+
+
+def _recorded(config: Any, quiz: str, student_id: str) -> _Recorded | None:
+    """The gradebook's record of a submission (None: it has none), read back after grading."""
+    from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gradebook:
-        submission = gradebook.find_submission(quiz, student_id)
+        try:
+            submission = gradebook.find_submission(quiz, student_id)
+        except MissingEntry:
+            return None
         questions = {}
         for notebook in submission.notebooks:
             for grade in notebook.grades:
                 questions[grade.name] = (float(grade.score), float(grade.max_score))
-        return float(submission.score), float(submission.max_score), questions, bool(submission.needs_manual_grade)
+        return _Recorded(
+            float(submission.score), float(submission.max_score), questions, bool(submission.needs_manual_grade),
+            any(notebook.flagged for notebook in submission.notebooks),
+            float(submission.late_submission_penalty or 0.0),
+        )
+
+
+def _flag_reasons(log: str, student_id: str) -> list[str]:
+    """Why the grader's pipeline flagged a submission, as it logged it while flagging the gradebook (the same step,
+    :class:`~ketamine_course.grading.adapters.preprocessors.FlagTampering`)."""
+    pattern = rf"Flagged for review: {re.escape(student_id)}: (.+)$"
+    return [reason.strip() for reason in re.findall(pattern, log, flags=re.MULTILINE)]
+
+
+def _plain_file(path: Path, max_bytes: int) -> bool:
+    """Whether a path is a regular file (not a link) of at most ``max_bytes``."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return path.is_file() and not path.is_symlink() and info.st_size <= max_bytes
+
+
+def _other_quiz(root: Path, quiz: str, notebook: Path) -> str | None:
+    """The quiz of the course a submitted notebook is from, when that is not ``quiz`` (by its locked cells' words)."""
+    if not _plain_file(notebook, Limits.max_notebook_bytes):
+        return None
+    try:
+        submitted = nbformat.read(notebook, as_version=4)
+    except Exception:  # not a notebook: said elsewhere
+        return None
+    known = {name: root / "source" / name / f"{name}.ipynb" for name in quizzes(root)}
+    found = quiz_of(submitted, {name: nbformat.read(path, as_version=4) for name, path in known.items()})
+    return found if found not in (None, quiz) else None
+
+
+def _another_quizs_notebook(root: Path, quiz: str, folder: Path) -> tuple[str, str] | None:
+    """(file name, quiz) of a notebook in a submission folder that is another quiz's, where the folder holds none of
+    this quiz's name."""
+    if folder.is_symlink() or folder.parent.is_symlink() or not folder.is_dir():
+        return None
+    for notebook in sorted(folder.glob("*.ipynb")):
+        other = _other_quiz(root, quiz, notebook)
+        if other:
+            return notebook.name, other
+    return None
+
+
+def _from_other_quiz_text(other: str, quiz: str) -> str:
+    """What the summary (and the gradebook) say of a notebook from another quiz submitted as this one."""
+    return f"this notebook is from {other}, not {quiz}; ask the student to submit {quiz}"
 
 
 def _messages(autograded: Path) -> dict[str, str]:
@@ -227,7 +317,7 @@ def grade_class(
         results.append(result)
         if progress:
             bar = "#" * round(20 * len(results) / len(students))
-            status = f"{result.score:g}/{result.max_score:g}" if result.error is None else f"FAILED ({result.error})"
+            status = _score_text(result) if result.error is None else f"FAILED ({result.error})"
             shown = result.student_id if check_student_id_ok(result.student_id) else repr(result.student_id)[:40]
             progress(f"[{bar:<20}] {len(results)}/{len(students)} {shown}: {status} in {result.seconds:.1f} s")
 
@@ -275,7 +365,8 @@ class _Settings:
 
 
 def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) -> SubmissionGrade:
-    """Autograde one submission (nbgrader's API) and read back its grades; a failure is flagged in the gradebook."""
+    """Autograde one submission (nbgrader's API) and read back its grades and flags from the gradebook; a failure is
+    flagged there."""
     from .review import flag_for_review
 
     start = time.perf_counter()
@@ -285,6 +376,7 @@ def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) ->
         return SubmissionGrade(student_id, 0.0, 0.0, 0.0, needs_manual_grade=True,
                                error=f"no submission: there is no folder submitted/{printable(student_id, 80)}/{quiz} "
                                "(check the student id)")
+    refused = False
     try:
         check_student_id(student_id)
         check_tree(folder, **configured_limits(config))
@@ -294,22 +386,37 @@ def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) ->
         with _quiet_nbgrader():
             outcome = api.autograde(quiz, student_id, force=True, create=True)
     except SubmissionRefused as reason:
+        refused = True
         outcome = {"success": False, "error": f"SubmissionRefused: {reason}"}
     # nbgrader's word for Ctrl-C: stop, and record nothing against the student
-    if "[ERROR] Canceled" in str(outcome.get("log") or ""):
+    log = str(outcome.get("log") or "")
+    if "[ERROR] Canceled" in log:
         raise KeyboardInterrupt
     seconds = time.perf_counter() - start
     tampering = read_report(root, quiz, student_id) or []
-    if outcome.get("success"):
-        score, max_score, questions, manual = _read_grades(config, quiz, student_id)
+    record = _recorded(config, quiz, student_id) if outcome.get("success") else None
+    if record is not None:
         messages = _messages(root / "autograded" / student_id / quiz / f"{quiz}.ipynb")
+        other = _other_quiz(root, quiz, folder / f"{quiz}.ipynb") if tampering else None
+        review = ([_from_other_quiz_text(other, quiz)] if other else []) + _flag_reasons(log, student_id)
         return SubmissionGrade(
-            student_id, score, max_score, seconds, questions, messages, tampering, manual or bool(tampering)
+            student_id, record.score, record.max_score, seconds, record.questions, messages, tampering,
+            record.needs_manual_grade or bool(tampering), late_penalty=record.late_penalty, flagged=record.flagged,
+            review=review, from_quiz=other,
         )
     error = _failure_reason(outcome)
+    found = None if refused or (folder / f"{quiz}.ipynb").exists() else _another_quizs_notebook(root, quiz, folder)
+    if found:
+        name, other = found
+        error = f"the submission holds {printable(name, 80)} (no {quiz}.ipynb): {_from_other_quiz_text(other, quiz)}"
     with _quiet_nbgrader():
-        flag_for_review(config.CourseDirectory.db_url, config.CourseDirectory.course_id, quiz, student_id, error)
-    return SubmissionGrade(student_id, 0.0, 0.0, seconds, tampering=tampering, needs_manual_grade=True, error=error)
+        recorded = flag_for_review(config.CourseDirectory.db_url, config.CourseDirectory.course_id, quiz, student_id,
+                                   error)
+        record = _recorded(config, quiz, student_id) if recorded else None
+    return SubmissionGrade(
+        student_id, 0.0, 0.0, seconds, tampering=tampering, needs_manual_grade=True, error=error,
+        flagged=record is not None and record.flagged, from_quiz=found[1] if found else None,
+    )
 
 
 def _wait_for_lock(connection: Any, _record: Any) -> None:
@@ -444,27 +551,52 @@ def _changed_since_graded(root: Path, quiz: str, student_id: str) -> bool:
     return newest > graded.lstat().st_mtime
 
 
+def _score_text(result: SubmissionGrade) -> str:
+    """A graded submission's score as feedback and the LMS get it, with the late penalty shown where there is one
+    (``7 − 1 late = 6/10``); ``-`` for one not graded."""
+    if result.error:
+        return "-"
+    if result.late_penalty:
+        return f"{result.score:g} − {result.late_penalty:g} late = {result.final_score:g}/{result.max_score:g}"
+    return f"{result.score:g}/{result.max_score:g}"
+
+
+def _review_text(result: SubmissionGrade) -> str:
+    """Why a submission needs a look, in words: what the gradebook's flag is for, or that it needs manual grading."""
+    said = []
+    if result.error:
+        said.append(f"not graded{', flagged for review' if result.flagged else ''}: {printable(result.error, 300)}")
+    said += [printable(reason, 300) for reason in result.review]
+    if result.from_quiz and result.tampering:  # every cell differs from this quiz's: the findings say nothing more
+        said.append(f"its {len(result.tampering)} differences from this quiz are in the tamper report below")
+    else:
+        said += [f"{printable(t.grade_id, 60)}: {printable(t.problem, 60)}" for t in result.tampering[:3]]
+        if len(result.tampering) > 3:
+            said.append(f"and {len(result.tampering) - 3} more (see the tamper report below)")
+    if result.flagged and not said:
+        said.append("flagged for review in the gradebook before this grading (by an earlier one, or in the "
+                    "formgrader): remove the flag there once reviewed")
+    if result.needs_manual_grade and not said:
+        said.append("needs manual grading")
+    return "; ".join(said)
+
+
 def summary_table(results: list[SubmissionGrade]) -> str:
-    """A plain-text table of a class's grades, with review flags (a submission not graded shows no score)."""
-    lines = [f"{'student':<20}{'score':>12}{'time (s)':>10}  review"]
-    for r in results:
-        flags = []
-        if r.error:
-            flags.append(f"not graded, flagged for review: {printable(r.error, 300)}")
-        flags += [f"{printable(t.grade_id, 60)}: {printable(t.problem, 60)}" for t in r.tampering[:3]]
-        if len(r.tampering) > 3:
-            flags.append(f"and {len(r.tampering) - 3} more (see the tamper report below)")
-        if r.needs_manual_grade and not flags:
-            flags.append("needs manual grading")
+    """A plain-text table of a class's grades as the gradebook holds them: the score after any late penalty, and why
+    each submission flagged there (and only those) is flagged; a submission not graded shows no score."""
+    scores = [_score_text(r) for r in results]
+    width = max([12, *(len(score) + 2 for score in scores)])
+    lines = [f"{'student':<20}{'score':>{width}}{'time (s)':>10}  review"]
+    for r, score in zip(results, scores, strict=True):
         shown = r.student_id if check_student_id_ok(r.student_id) else printable(repr(r.student_id), 18)
-        score = "-" if r.error else f"{r.score:g}/{r.max_score:g}"
-        lines.append(f"{shown:<20}{score:>12}{r.seconds:>10.1f}  {'; '.join(flags)}")
+        lines.append(f"{shown:<20}{score:>{width}}{r.seconds:>10.1f}  {_review_text(r)}")
     graded = [r for r in results if not r.error]
     if results:
-        mean = f"mean score {sum(r.score for r in graded) / len(graded):.2f}" if graded else "none graded"
+        late = " after late penalties" if any(r.late_penalty for r in graded) else ""
+        mean = f"mean score{late} {sum(r.final_score for r in graded) / len(graded):.2f}" if graded else "none graded"
         lines.append(
             f"{len(results)} submissions, {len(graded)} graded, {mean}; "
-            f"{sum(1 for r in results if r.tampering or r.error)} flagged for review"
+            f"{sum(1 for r in results if r.flagged)} flagged for review in the gradebook"
         )
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-__all__ = ["TamperFinding", "tamper_report", "restore_role", "report_path", "read_report"]
+__all__ = ["TamperFinding", "tamper_report", "restore_role", "report_path", "read_report", "quiz_of"]
 
 
 @dataclass(frozen=True)
@@ -142,3 +142,29 @@ def restore_role(cell: NotebookNode, role: dict[str, Any]) -> bool:
         return False
     cell.metadata["nbgrader"] = wanted
     return True
+
+
+def _quiz_text(quiz: NotebookNode) -> set[str]:
+    """The text of a quiz's locked cells that are not tests: its own words (questions, set-up), the same in its source
+    and its release, none of them a solution."""
+    found = set()
+    for cell in _nbgrader_cells(quiz):
+        meta = cell.metadata.get("nbgrader")
+        if isinstance(meta, dict) and meta.get("locked") and not meta.get("grade") and cell.get("source", "").strip():
+            found.add(cell.source.strip())
+    return found
+
+
+def quiz_of(nb: NotebookNode, quizzes: dict[str, NotebookNode]) -> str | None:
+    """Which of ``quizzes`` (name -> its notebook) a notebook is: the one whose locked cells it holds the most of, word
+    for word; None when it holds none of any (or as many of two).
+
+    Every quiz uses the same grade ids (``q1_test``...), so a notebook of
+    another quiz submitted under this one's name is told by its text, not its
+    ids; cells stripped of their metadata still count.
+    """
+    texts = {str(cell.get("source", "")).strip() for cell in nb.get("cells", [])}
+    shared = sorted(((len(texts & _quiz_text(quiz)), name) for name, quiz in quizzes.items()), reverse=True)
+    if not shared or shared[0][0] == 0 or (len(shared) > 1 and shared[1][0] == shared[0][0]):
+        return None
+    return shared[0][1]

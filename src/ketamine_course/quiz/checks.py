@@ -243,15 +243,22 @@ def _close(value: float, expected: float, rel: float, abs_tol: float) -> bool:
     return math.isfinite(value) and abs(value - expected) <= max(abs_tol, rel * abs(expected))
 
 
-def _off_by(rel: float, abs_tol: float) -> str:
-    """What "wrong" meant for a number, in words.
+ROUNDING_REL = 1e-6
+"""A relative tolerance below this only absorbs floating-point rounding: the answer must be the expected value."""
 
-    >>> _off_by(0.01, 0.0), _off_by(0.0, 0.0), _off_by(0.0, 0.5)
-    ('not within 1% of the expected value', 'not the expected value', 'not within 0.5 of the expected value')
+
+def _off_by(rel: float, abs_tol: float) -> str:
+    """What "wrong" meant for a number, in words (a rounding-sized tolerance is no tolerance to the student).
+
+    >>> _off_by(0.01, 0.0), _off_by(0.0, 0.0), _off_by(0.0, 0.5), _off_by(1e-9, 0.0)
+    ('not within 1% of the expected value', 'not the expected value', 'not within 0.5 of the expected value', \
+'not the expected value')
+    >>> _off_by(0.005, 0.1), _off_by(1 / 3000, 0.0)
+    ('not within 0.5% or 0.1 of the expected value', 'not within 0.0333% of the expected value')
     """
-    if rel > 0:
-        return f"not within {100 * rel:g}% of the expected value"
-    return f"not within {abs_tol:g} of the expected value" if abs_tol > 0 else "not the expected value"
+    within = [f"{100 * rel:.3g}%"] if rel >= ROUNDING_REL else []
+    within += [f"{abs_tol:g}"] if abs_tol > 0 else []
+    return f"not within {' or '.join(within)} of the expected value" if within else "not the expected value"
 
 
 def grade_number(
@@ -283,15 +290,24 @@ def grade_number(
 
 
 def _failure_words(error: Exception) -> str:
-    """How a student's function failed a hidden case, in words (the grader reports a call made in the kernel as
-    StudentError)."""
+    """How a student's function failed a hidden case, in words.
+
+    In the grader, a call of the student's function runs in their kernel, and
+    its failure comes back as ``StudentError`` (the grader's own class, never
+    named to the student): ``"<kind>: <message>"`` for an exception the
+    function raised (only its kind is said: the message may quote the hidden
+    case), ``"not run: ..."`` for a call stopped by the time limit, and the
+    grader's own words otherwise.
+    """
     if type(error).__name__ != "StudentError":
         return f"raised {type(error).__name__}"
-    text = str(error)
+    text = str(error).removeprefix("StudentError:").strip()
     if "KeyboardInterrupt" in text or "time limit" in text or text.startswith("not run"):
         return "did not finish in the time the grader allows"
     kind = text.split(":", 1)[0].strip()
-    return f"raised {kind}" if kind.isidentifier() else "failed"
+    if kind.isidentifier():
+        return f"raised {kind}"
+    return f"could not be checked: {text}" if text else "could not be checked"
 
 
 def grade_function(
