@@ -60,6 +60,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from ..quiz import QuizCheckFailed
+from ..quiz.checks import failure_words
 from ..quiz.values import unsupported_parts
 from ..quiz.wire import RECORD_MARKER, MalformedRecord, Unsupported, decode, encode, parse_record
 
@@ -293,8 +294,9 @@ def _value(name: str, encoded: Any, calls: KernelCalls | None) -> Any:
 
 
 def _error(ename: str, message: str) -> NotebookNode:
-    text = f"{ename}: {message}" if message else ename
-    return nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[text])
+    """An error output as nbgrader scores it (its kind kept for nbgrader); what it shows is the message alone, in
+    words (never the name of one of the grader's classes)."""
+    return nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[message or ename])
 
 
 def _assertion_message(error: AssertionError) -> str:
@@ -392,7 +394,7 @@ def judge_hidden(
         outputs.append(_error("QuizCheckFailed", f"✗ {error.question}: {error.message}"))
     except StudentError as error:
         failure = error
-        outputs.append(_error("StudentError", f"✗ a hidden test called your function and it failed: {error}"))
+        outputs.append(_error("StudentError", f"✗ a hidden test called your function and it {failure_words(error)}"))
     except AssertionError as error:
         failure = error
         outputs.append(_error("AssertionError", _assertion_message(error)))

@@ -289,7 +289,7 @@ def grade_number(
     raise QuizCheckFailed(question, f"{_off_by(rel, abs_tol)}. {why}")
 
 
-def _failure_words(error: Exception) -> str:
+def failure_words(error: Exception) -> str:
     """How a student's function failed a hidden case, in words.
 
     In the grader, a call of the student's function runs in their kernel, and
@@ -328,7 +328,7 @@ def grade_function(
             result = function(*args)
         except Exception as error:
             raise QuizCheckFailed(
-                question, f"hidden case {number}: your function {_failure_words(error)}. {why}"
+                question, f"hidden case {number}: your function {failure_words(error)}. {why}"
             ) from None
         if type(result) is bool or not (_is_real(result) or _is_numpy_real(result)):
             raise QuizCheckFailed(
