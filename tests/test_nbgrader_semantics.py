@@ -99,7 +99,7 @@ TESTS = [
     ), 2),
     ("t_types", "", (
         "import datetime, decimal, fractions\nimport numpy as np\n"
-        "assert patient.weight_kg == 70.0 and patient.age_y == 30\n"
+        "assert patient.weight_kg == 70.0 and patient.age_y == 30 and patient == Patient(70.0, 30)\n"
         "assert plan == (35.0, 'iv') and plan.mg == 35.0 and plan.route == 'iv'\n"
         "assert others[:6] == [1 + 2j, decimal.Decimal('0.5'), fractions.Fraction(1, 3), datetime.date(2019, 3, 5), range(3), b'ok']\n"
         "np.testing.assert_array_equal(others[6], np.array(['a', 'b']))\n"

@@ -20,7 +20,9 @@ hidden test compares them exactly as it would in the student's kernel:
 * an instance of the student's own class, as a :class:`StudentObject`: its
   attributes can be read and compared (``answer.weight_kg == 70``); two of
   them are equal as the dataclass rule has it (same class, equal fields), and
-  only for dataclasses; its methods cannot be called.
+  only for dataclasses; its methods cannot be called. The class itself crosses
+  as a function to call back, so ``answer == Patient(70.0)`` compares as in
+  the kernel for a dataclass.
 
 Each value is described by its **exact** type: a subclass, a proxy or an
 object with its own ``__eq__`` is described as unsupported and equals nothing
@@ -365,6 +367,8 @@ def _encode(value: object, budget: _Budget, depth: int) -> dict[str, Any]:  # no
         return {"type": "module", "name": str(getattr(value, "__name__", ""))[:200]}
     if kind.__name__ in ("function", "builtin_function_or_method", "method", "functools.partial", "partial"):
         return _encode_callable(value)
+    if kind is type and getattr(value, "__module__", None) == "__main__":
+        return {"type": "callable"}  # a class the student defined: called in their kernel, its instances come back
     if kind.__module__ not in ("builtins", "numpy", "pandas") and not kind.__module__.startswith(("numpy.", "pandas.")):
         return _encode_object(value, kind, budget, depth)
     return {"type": "unsupported", "name": kind.__name__[:100]}
