@@ -276,7 +276,7 @@ class _Settings:
 
 def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) -> SubmissionGrade:
     """Autograde one submission (nbgrader's API) and read back its grades; a failure is flagged in the gradebook."""
-    from .review import flag_for_review
+    from .review import SubmissionFolders, flag_for_review
 
     start = time.perf_counter()
     report = root / "reports" / "tamper" / quiz / f"{student_id}.json"
@@ -308,7 +308,8 @@ def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) ->
         )
     error = _failure_reason(outcome)
     with _quiet_nbgrader():
-        flag_for_review(config.CourseDirectory.db_url, config.CourseDirectory.course_id, quiz, student_id, error)
+        flag_for_review(config.CourseDirectory.db_url, config.CourseDirectory.course_id, quiz, student_id, error,
+                        SubmissionFolders.in_course(root, quiz, student_id))
     return SubmissionGrade(student_id, 0.0, 0.0, seconds, tampering=tampering, needs_manual_grade=True, error=error)
 
 
