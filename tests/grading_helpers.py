@@ -274,6 +274,23 @@ class Server:
     token: str
 
 
+def wait_until_answering(server: Server, timeout_s: float = 120, gone: Callable[[], str | None] = lambda: None) -> None:
+    """Wait until a Jupyter server answers; raise when it does not in time, or when ``gone()`` says why it never will."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{server.url}/api/status?token={server.token}", timeout=2):
+                return
+        except OSError:
+            why = gone()
+            if why is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Jupyter server at {server.url} did not answer: {why or 'timed out'}") from None
+            time.sleep(0.2)
+
+
 @contextmanager
 def jupyter_server(command: list[str], folder: Path, env: dict[str, str], log: Path, timeout_s: float = 120) -> Iterator[Server]:
     """Run ``command`` (``jupyter server``, ``jupyter lab`` ...) in ``folder`` on a free local port with a token of
@@ -281,8 +298,6 @@ def jupyter_server(command: list[str], folder: Path, env: dict[str, str], log: P
     import secrets
     import socket
     import subprocess
-    import time
-    import urllib.request
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -296,15 +311,7 @@ def jupyter_server(command: list[str], folder: Path, env: dict[str, str], log: P
         process = subprocess.Popen(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", token)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.url}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"the Jupyter server did not start:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.2)
+        wait_until_answering(server, timeout_s, lambda: None if process.poll() is None else log.read_text()[-3000:])
         yield server
     finally:
         os.killpg(process.pid, 15)

@@ -146,6 +146,7 @@ def flag_for_review(
         names = sorted(notebook.name for notebook in submission.notebooks)
         for notebook in submission.notebooks:
             notebook.flagged = True
+            notebook.late_submission_penalty = None  # worked out from the cleared scores
             for grade in notebook.grades:
                 grade.auto_score = None
                 grade.needs_manual_grade = True
