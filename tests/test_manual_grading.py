@@ -71,6 +71,11 @@ def test_the_hand_grading_copy_is_the_quiz_with_the_student_s_answers_and_why() 
 
     blank = hand_grading_notebook(released, None, "the notebook file is not valid JSON")
     assert "could not be read" in blank.cells[0].source and _answers(blank) == _answers(released)
+    stripped = copy.deepcopy(theirs)
+    for cell in stripped.cells:
+        cell.metadata.pop("nbgrader", None)
+    unmatched = hand_grading_notebook(released, stripped, "tampered")
+    assert "none of this quiz's answer cells" in unmatched.cells[0].source and _answers(unmatched) == _answers(released)
 
 
 def test_the_hand_grading_copy_runs_nothing_the_student_or_a_file_name_wrote() -> None:

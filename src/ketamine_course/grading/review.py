@@ -230,18 +230,21 @@ def hand_grading_notebook(released: NotebookNode, submitted: NotebookNode | None
         if cell.cell_type == "markdown" and isinstance(_grade_id(cell), str)
     }
     answers = _solution_ids(submitted) if submitted is not None else {}
+    filled = 0
     for grade_id, cell in _solution_ids(nb).items():
         theirs = answers.get(grade_id)
         if theirs is not None and theirs.get("cell_type") == cell.cell_type and isinstance(theirs.get("source"), str):
             cell.source = theirs["source"]
+            filled += 1
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    shown = (
-        "The answers below are the student's, as submitted (not run)." if submitted is not None
-        else "The submitted notebook could not be read: the answer cells below are the quiz as released, "
-        "without the student's answers."
-    )
+    if filled:
+        shown = "The answers below are the student's, as submitted (not run)."
+    else:
+        why = "could not be read" if submitted is None else "has none of this quiz's answer cells"
+        shown = (f"The submitted notebook {why}: the answer cells below are the quiz as released, "
+                 "without the student's answers.")
     note = nbformat.v4.new_markdown_cell(
         f"**{NOT_GRADED}:** {html.escape(printable(reason, 400))}.\n\n{shown} Each question is graded by hand."
     )
