@@ -3,7 +3,7 @@
 :func:`install_autograde_hooks`, which ``nbgrader_config.py`` runs through
 :func:`~ketamine_course.grading.config.apply_pipeline`, wraps four methods of
 nbgrader's ``Autograde`` converter (nbgrader offers no setting to replace the
-converter class), and reads its private ``_format_source``:
+converter class), and reads its private ``_format_source`` and ``_format_dest``:
 
 * ``init_destination`` refuses an unsafe submission (links, special files,
   oversize, an unplain id) *before* nbgrader copies or reads anything of it,
@@ -56,6 +56,7 @@ def install_autograde_hooks() -> None:
         failed[(assignment_id, student_id)] = reason_in_words(error, assignment_id)
 
     def record(self: Any, assignment_id: str, student_id: str, reason: str) -> None:
+        """Flag a noted submission in the gradebook, with its hand-grading copy, and say so in the log."""
         coursedir = self.coursedir
         folders = SubmissionFolders(
             Path(coursedir.format_path(coursedir.release_directory, ".", assignment_id)),
