@@ -19,6 +19,11 @@ c.CourseDirectory.root = str(Path(__file__).resolve().parent)
 c.Execute.timeout = 30
 c.Execute.interrupt_on_timeout = True
 
+# What a late submission costs (after its quiz's due date, which `nbgrader db assignment add QUIZ
+# --duedate="2026-12-20 17:00:00 UTC"` sets): "none" records and shows how late it is and takes
+# nothing off; "zero" scores it 0. nbgrader applies it when it grades; the export subtracts it.
+c.LateSubmissionPlugin.penalty_method = "none"
+
 # The grading pipeline (ketamine_course.grading): hidden tests judged in the grader's
 # process, never in the student's kernel; every kernel sandboxed with limits for the whole
 # kernel (c.BoundedExecute.*); submissions checked for links and size before anything

@@ -5,9 +5,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import html
+import os
 import re
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
@@ -254,3 +259,77 @@ def with_hostile_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb.metadata["title"] = f"</title><script>{PAYLOAD_JS}</script>"
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2, "version_minor": 0}}
     return nb
+
+
+# --------------------------------------------------------------------------
+# A Jupyter server of the instructor's, and nbgrader's formgrader on it
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running Jupyter server: its address and token."""
+
+    url: str
+    token: str
+
+
+def wait_until_answering(server: Server, timeout_s: float = 120, gone: Callable[[], str | None] = lambda: None) -> None:
+    """Wait until a Jupyter server answers; raise when it does not in time, or when ``gone()`` says why it never will."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{server.url}/api/status?token={server.token}", timeout=2):
+                return
+        except OSError:
+            why = gone()
+            if why is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Jupyter server at {server.url} did not answer: {why or 'timed out'}") from None
+            time.sleep(0.2)
+
+
+@contextmanager
+def jupyter_server(command: list[str], folder: Path, env: dict[str, str], log: Path, timeout_s: float = 120) -> Iterator[Server]:
+    """Run ``command`` (``jupyter server``, ``jupyter lab`` ...) in ``folder`` on a free local port with a token of
+    our own, until it answers; stop its whole process group after."""
+    import secrets
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    token = secrets.token_hex(16)
+    argv = [*command, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", token)
+    try:
+        wait_until_answering(server, timeout_s, lambda: None if process.poll() is None else log.read_text()[-3000:])
+        yield server
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
+def formgrader_api(server: Server) -> Callable[..., Any]:
+    """call(path, method="GET", body=None, raw=False): the server's answer to a request, as JSON (or text if raw)."""
+    import json
+    import urllib.request
+
+    def call(path: str, method: str = "GET", body: Any = None, raw: bool = False) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{server.url}{path}", data=data, method=method, headers={"Authorization": f"token {server.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            text = response.read().decode("utf-8")
+        return text if raw else json.loads(text)
+
+    return call

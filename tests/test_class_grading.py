@@ -24,7 +24,7 @@ from nbgrader.api import Gradebook
 
 from grading_helpers import ROOT, make_course, solutions, submission, submit
 from ketamine_course.grading.config import COURSE_ID
-from ketamine_course.grading.review import NOT_GRADED
+from ketamine_course.grading.review import NOT_GRADED, is_hand_grading_copy
 from ketamine_course.grading.sandbox import WORKER_SLOT_ENV, sandbox_uid_offset
 
 pytestmark = pytest.mark.slow
@@ -120,6 +120,7 @@ def _check_flags(course: Path, full_marks: float) -> None:
     for student, words in UNGRADABLE.items():
         score, flagged, manual, comments = flags[student]
         assert flagged and manual, student  # the formgrader's Flagged and Needs Manual Grade columns
+        assert is_hand_grading_copy(course / "autograded" / student / QUIZ / f"{QUIZ}.ipynb"), student  # in Manual Grading
         assert comments and all(c.startswith(NOT_GRADED) and words in c for c in comments), (student, comments)
 
 
@@ -170,7 +171,8 @@ def test_nbgrader_autograde_flags_the_same_submissions_and_exits_non_zero(mixed_
     assert result.returncode != 0, log[-3000:]
     for student, words in UNGRADABLE.items():
         assert any(f"Not graded: {student}: " in line and words in line for line in log.splitlines()), (student, log[-3000:])
-    assert not (course / "autograded" / "linked").exists()  # refused before nbgrader copied anything
+    # refused before nbgrader copied anything: its graded folder holds only the hand-grading copy
+    assert [p.name for p in (course / "autograded" / "linked" / QUIZ).iterdir()] == [f"{QUIZ}.ipynb"]
     full = _flags(course)["ada"][0]
     _check_flags(course, full)
 

@@ -25,6 +25,8 @@ DELIBERATE_DIFFERENCES = {
     "test_handle_failure": "a submitted notebook whose cells carry nbgrader ids the quiz does not have is graded as far as possible (those cells as ordinary cells) and flagged, not failed",
     "test_handle_failure_single_notebook": "the same, for one notebook of an assignment",
     "test_missing_files": "an empty submission folder is flagged for review and makes autograde exit non-zero; nbgrader skips it with a warning",
+    "test_missing_source_kernelspec": "a submission that could not be graded is left in autograded/ as a hand-grading copy (the quiz as released, the answers as text), so the formgrader's Manual Grading lists it; nbgrader leaves nothing there",
+    "test_incorrect_source_kernelspec": "the same, when the quiz's own kernel is missing (the next autograde grades it again once that is fixed)",
 }
 """nbgrader tests the course fails on purpose, and why."""
 

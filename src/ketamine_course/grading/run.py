@@ -366,8 +366,8 @@ class _Settings:
 
 def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) -> SubmissionGrade:
     """Autograde one submission (nbgrader's API) and read back its grades and flags from the gradebook; a failure is
-    flagged there."""
-    from .review import flag_for_review
+    flagged there, with a copy to grade by hand."""
+    from .review import SubmissionFolders, flag_for_review
 
     start = time.perf_counter()
     report = root / "reports" / "tamper" / quiz / f"{student_id}.json"
@@ -411,7 +411,7 @@ def _grade_one(api: Any, config: Any, root: Path, quiz: str, student_id: str) ->
         error = f"the submission holds {printable(name, 80)} (no {quiz}.ipynb): {_from_other_quiz_text(other, quiz)}"
     with _quiet_nbgrader():
         recorded = flag_for_review(config.CourseDirectory.db_url, config.CourseDirectory.course_id, quiz, student_id,
-                                   error)
+                                   error, SubmissionFolders.in_course(root, quiz, student_id))
         record = _recorded(config, quiz, student_id) if recorded else None
     return SubmissionGrade(
         student_id, 0.0, 0.0, seconds, tampering=tampering, needs_manual_grade=True, error=error,

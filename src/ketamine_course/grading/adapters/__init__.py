@@ -16,7 +16,8 @@ nowhere else. What the course uses beyond their documented configuration:
   ``ExchangeReleaseFeedback.copy_files``;
 * :mod:`.autograde` - four methods of nbgrader's ``Autograde`` converter wrapped
   (nbgrader has no setting to replace the converter), its private
-  ``_format_source``, and the texts of nbgrader's errors the course translates;
+  ``_format_source`` and ``_format_dest``, and the texts of nbgrader's errors
+  the course translates;
 * :mod:`.schema` - nbgrader's cell metadata schema and its upgrade of older
   versions, and its ``BaseMetadataValidator.validate_cell`` given a validator
   whose schema is checked once;

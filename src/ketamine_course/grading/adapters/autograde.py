@@ -3,16 +3,21 @@
 :func:`install_autograde_hooks`, which ``nbgrader_config.py`` runs through
 :func:`~ketamine_course.grading.config.apply_pipeline`, wraps four methods of
 nbgrader's ``Autograde`` converter (nbgrader offers no setting to replace the
-converter class), and reads its private ``_format_source``:
+converter class), and reads its private ``_format_source`` and ``_format_dest``:
 
 * ``init_destination`` refuses an unsafe submission (links, special files,
   oversize, an unplain id) *before* nbgrader copies or reads anything of it,
   so nbgrader reports it as a failed submission and exits non-zero;
-* ``init_assignment`` and ``convert_single_notebook`` flag a submission whose
+* ``init_assignment`` and ``convert_single_notebook`` note a submission whose
   grading fails, with the reason, then let nbgrader handle the failure as it
-  always does;
-* ``start`` flags submission folders that hold no notebook (nbgrader skips
-  them with a warning).
+  always does (it removes what it had written to ``autograded/``);
+* ``start`` flags each noted submission once nbgrader is done, with a
+  hand-grading copy for the formgrader's Manual Grading
+  (:func:`~ketamine_course.grading.review.flag_for_review`), and flags
+  submission folders that hold no notebook (nbgrader skips them with a
+  warning). A hand-grading copy left from an earlier run is not a graded
+  notebook: the next run grades that submission again, as nbgrader retries a
+  failed one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import functools
 import glob
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +34,7 @@ from nbgrader.converters import Autograde
 from nbgrader.converters.base import NbGraderException
 
 from ..intake import SubmissionRefused, check_student_id, check_tree, configured_limits, printable
-from ..review import empty_submission_reason, flag_for_review, reason_in_words
+from ..review import SubmissionFolders, empty_submission_reason, flag_for_review, is_hand_grading_copy, reason_in_words
 
 __all__ = ["install_autograde_hooks"]
 
@@ -45,11 +51,20 @@ def install_autograde_hooks() -> None:
     start = Autograde.start
 
     def flag(self: Any, assignment_id: str, student_id: str, error: BaseException) -> None:
-        reason = reason_in_words(error, assignment_id)
+        """Note a failed submission; it is flagged once nbgrader has cleaned up after the failure (see ``start``)."""
+        failed = self.__dict__.setdefault("_ketamine_failed", {})
+        failed[(assignment_id, student_id)] = reason_in_words(error, assignment_id)
+
+    def record(self: Any, assignment_id: str, student_id: str, reason: str) -> None:
+        """Flag a noted submission in the gradebook, with its hand-grading copy, and say so in the log."""
+        coursedir = self.coursedir
+        folders = SubmissionFolders(
+            Path(coursedir.format_path(coursedir.release_directory, ".", assignment_id)),
+            Path(coursedir.format_path(coursedir.submitted_directory, student_id, assignment_id)),
+            Path(coursedir.format_path(coursedir.autograded_directory, student_id, assignment_id)),
+        )
         try:
-            flagged = flag_for_review(
-                self.coursedir.db_url, self.coursedir.course_id, assignment_id, student_id, reason
-            )
+            flagged = flag_for_review(coursedir.db_url, coursedir.course_id, assignment_id, student_id, reason, folders)
         except Exception as problem:  # the gradebook itself failing must not hide the first failure
             flagged = False
             self.log.error("Could not flag %s in the gradebook: %s", printable(student_id, 80), printable(problem))
@@ -68,6 +83,7 @@ def install_autograde_hooks() -> None:
             except SubmissionRefused as reason:
                 flag(self, assignment_id, student_id, reason)
                 raise
+            _drop_hand_grading_copies(self, assignment_id, student_id)
         return bool(init_destination(self, assignment_id, student_id))
 
     @functools.wraps(init_assignment)
@@ -92,11 +108,14 @@ def install_autograde_hooks() -> None:
     @functools.wraps(start)
     def start_flagging_empty_folders(self: Any) -> None:
         empty = _empty_submissions(self)
+        self._ketamine_failed = {}
         try:
             start(self)
         finally:
             for assignment_id, student_id in empty:
                 flag(self, assignment_id, student_id, SubmissionRefused(empty_submission_reason(assignment_id)))
+            for (assignment_id, student_id), reason in sorted(self._ketamine_failed.items()):
+                record(self, assignment_id, student_id, reason)
         if empty:
             raise NbGraderException(f"{len(empty)} submission folder(s) hold no notebook (flagged for review)")
 
@@ -105,6 +124,16 @@ def install_autograde_hooks() -> None:
     Autograde.init_assignment = flagging_init_assignment
     Autograde.convert_single_notebook = flagging_convert_single_notebook
     setattr(Autograde, _HOOKED, True)
+
+
+def _drop_hand_grading_copies(converter: Any, assignment_id: str, student_id: str) -> None:
+    """Remove a submission's graded folder when it holds only hand-grading copies, so that nbgrader grades the
+    submission again (it skips a submission it finds graded, unless forced or resubmitted since)."""
+    dest = Path(converter._format_dest(assignment_id, student_id))
+    if dest.is_dir() and not dest.is_symlink():
+        notebooks = list(dest.glob("*.ipynb"))
+        if notebooks and all(is_hand_grading_copy(path) for path in notebooks):
+            shutil.rmtree(dest)
 
 
 def _empty_submissions(converter: Any) -> list[tuple[str, str]]:
