@@ -44,6 +44,25 @@ def test_reopening_changes_nothing_and_says_nothing(tmp_path: Path) -> None:
     assert report.lines() == []
 
 
+def test_answering_a_quiz_is_never_reported_as_a_course_update(tmp_path: Path) -> None:
+    """Reopening after answering, with the course unchanged, says nothing (it used to say 'the course has a newer
+    version; rename yours')."""
+    course = _course(tmp_path)
+    work = course / "work"
+    seed(course, work)
+    quiz = "release/quiz03_pharmacokinetics/quiz03_pharmacokinetics.ipynb"
+    import json
+
+    nb = json.loads((work / quiz).read_text(encoding="utf-8"))
+    nb["cells"][-1]["source"] = ["answer_q1 = 35.0\n"]  # the learner's answers change the text
+    (work / quiz).write_text(json.dumps(nb, indent=1), encoding="utf-8")
+    for _ in range(2):
+        report = seed(course, work)
+        assert report.kept == [] and report.lines() == [], report.lines()
+    _update_text(course / quiz)  # control: a real course update is still reported
+    assert seed(course, work).kept == [quiz]
+
+
 def test_an_update_reaches_untouched_copies_and_never_an_edited_one(tmp_path: Path) -> None:
     course = _course(tmp_path)
     work = course / "work"

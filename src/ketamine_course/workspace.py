@@ -115,6 +115,10 @@ def seed(course_root: Path, workspace: Path) -> SeedReport:
     >>> _ = (root / "notebooks" / "a.ipynb").write_text("v2")
     >>> seed(root, root / "work").kept, (root / "work" / "notebooks" / "a.ipynb").read_text()
     (['notebooks/a.ipynb'], 'mine')
+    >>> _ = (root / "work" / "notebooks" / "b.ipynb").write_text("x")  # (not a course file)
+    >>> _ = (root / "notebooks" / "a.ipynb").write_text("v1")  # the course back at the version the copy came from
+    >>> seed(root, root / "work").kept
+    []
     """
     report = SeedReport()
     manifest = _read_manifest(workspace)
@@ -125,14 +129,16 @@ def seed(course_root: Path, workspace: Path) -> SeedReport:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             report.copied.append(relative)
-        elif text_fingerprint(target) == shipped:
-            pass
+        elif text_fingerprint(target) == shipped or manifest.get(relative) == shipped:
+            pass  # the same text, or the learner's own edits of the version the course still ships
         elif manifest.get(relative) == text_fingerprint(target):
             shutil.copyfile(source, target)
             report.updated.append(relative)
         else:
             report.kept.append(relative)
-            continue  # the manifest keeps the hash the learner's copy started from
+            if relative in manifest:
+                continue  # the manifest keeps the hash the learner's copy started from: said again until taken
+            # a copy from before the manifest: said once, then only when the course changes again
         manifest[relative] = shipped
     workspace.mkdir(parents=True, exist_ok=True)
     (workspace / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
