@@ -32,14 +32,20 @@ def _faulty_course(tmp_path: Path, quiz: str, change) -> Path:
     return course
 
 
+def _q1_test_becomes(source: str):
+    """A change of the quiz: its q1_test cell holds ``source``."""
+
+    def change(nb: dict) -> None:
+        cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_test")
+        cell["source"] = source
+
+    return change
+
+
 def test_a_test_that_gives_blank_work_points_is_caught(tmp_path: Path, sandbox: bool) -> None:
     """An instructor's partial-credit cell that always ends in 1: blank work would earn a point."""
     quiz = QUIZZES[0]
-
-    def always_one(nb: dict) -> None:
-        cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_test")
-        cell["source"] = "### BEGIN HIDDEN TESTS\n1\n### END HIDDEN TESTS"
-
+    always_one = _q1_test_becomes("### BEGIN HIDDEN TESTS\n1\n### END HIDDEN TESTS")
     lines = author_check(_faulty_course(tmp_path, quiz, always_one), quiz, sandbox=sandbox)
     problems = [line.copy for line in lines if not line.ok]
     assert "blank" in problems and "q1_answer wrong" in problems, check_text(quiz, lines)
@@ -49,11 +55,7 @@ def test_a_test_that_gives_blank_work_points_is_caught(tmp_path: Path, sandbox: 
 
 def test_a_hidden_test_the_judge_would_refuse_is_reported(tmp_path: Path) -> None:
     quiz = QUIZZES[0]
-
-    def uses_globals(nb: dict) -> None:
-        cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_test")
-        cell["source"] = "### BEGIN HIDDEN TESTS\nassert globals()['answer_q1'] == 'B'\n### END HIDDEN TESTS"
-
+    uses_globals = _q1_test_becomes("### BEGIN HIDDEN TESTS\nassert globals()['answer_q1'] == 'B'\n### END HIDDEN TESTS")
     lines = author_check(_faulty_course(tmp_path, quiz, uses_globals), quiz)
     assert len(lines) == 1 and not lines[0].ok and "q1_test" in lines[0].detail and "globals()" in lines[0].detail
 
@@ -77,11 +79,7 @@ def test_a_check_that_recognises_a_wrong_value_is_reported(tmp_path: Path, sandb
 def test_the_check_says_which_test_failed_for_which_copy_and_why(tmp_path: Path, sandbox: bool) -> None:
     """A hidden test that rejects the author's own solution: the check names the test, its line, and the values compared."""
     quiz = QUIZZES[0]
-
-    def expects_c(nb: dict) -> None:
-        cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q1_test")
-        cell["source"] = "### BEGIN HIDDEN TESTS\nimport numpy as np\nnp.testing.assert_equal(answer_q1, 'C')\n### END HIDDEN TESTS"
-
+    expects_c = _q1_test_becomes("### BEGIN HIDDEN TESTS\nimport numpy as np\nnp.testing.assert_equal(answer_q1, 'C')\n### END HIDDEN TESTS")
     lines = author_check(_faulty_course(tmp_path, quiz, expects_c), quiz, sandbox=sandbox)
     solution = next(line for line in lines if line.copy == "solution")
     assert not solution.ok, check_text(quiz, lines)

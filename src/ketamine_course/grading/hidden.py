@@ -377,6 +377,7 @@ def judge_hidden(
     outputs: list[NotebookNode] = []
     result: Any = None
     failure: BaseException | None = None
+    unreadable: list[str] | None = None
     try:
         with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors), \
                 warnings.catch_warnings(record=True) as caught:
@@ -400,7 +401,7 @@ def judge_hidden(
         outputs.append(_error("AssertionError", _assertion_message(error)))
     except Exception as error:  # the hidden test could not use the answer: no credit, and the kind of problem
         failure = error
-        unreadable = _unreadable(student)
+        unreadable = _unreadable(student)  # said to the student, and to the author below
         outputs.append(_error(
             type(error).__name__,
             f"✗ a hidden test could not use your answer ({type(error).__name__}); "
@@ -408,7 +409,7 @@ def judge_hidden(
                if unreadable else "check it has the form the question asks for"),
         ))
     if failure is not None and details is not None:
-        unreadable = _unreadable(student)
+        unreadable = _unreadable(student) if unreadable is None else unreadable
         details.append(_detail(failure, hidden) + (
             f" (the grader could not rebuild {', '.join(unreadable)})" if unreadable else ""))
     if calls is not None:

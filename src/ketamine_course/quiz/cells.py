@@ -42,7 +42,9 @@ def track_cells() -> None:
         return
     shell.events.register("pre_run_cell", _remember)
     if while_graded() is None:
-        _grader("warm_up")
+        warm_up = _grader("warm_up")
+        if warm_up is not None:
+            warm_up()
 
 
 def _grader(name: str) -> Any | None:
@@ -50,12 +52,7 @@ def _grader(name: str) -> Any | None:
     from importlib.metadata import entry_points
 
     found = list(entry_points(group=GRADER_ENTRY_POINTS, name=name))
-    if not found:
-        return None
-    function = found[0].load()
-    if name == "warm_up":
-        function()
-    return function
+    return found[0].load() if found else None
 
 
 def unsaved_answers(notebook: Path) -> list[str]:
